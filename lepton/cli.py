@@ -1,0 +1,152 @@
+"""Command line: ``python -m lepton domains|methods|train ...`` over the same core the app uses."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from typing import List, Optional
+
+from .registry import UnknownNameError
+
+
+class CLIError(Exception):
+    """An error shown to the user as one line, exit status 2."""
+
+
+def _fmt(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
+
+
+def cmd_domains(args) -> int:
+    from .data import list_domains, load_domain, resolve_data_dir
+    ddir = resolve_data_dir(args.data_dir)
+    rows = list_domains(ddir)
+    if args.json:
+        print(json.dumps({"data_dir": str(ddir), "domains": rows}))
+        return 0
+    print(f"data folder: {ddir}")
+    print(f"{'name':18s} {'modality':9s} {'train':>7s} {'test':>7s} {'shape':12s} description")
+    for r in rows:
+        if r["available"]:
+            d = load_domain(r["name"], ddir)
+            tr, te, shape = d.sizes()["train"], d.sizes()["test"], "x".join(map(str, d.input_shape))
+        else:
+            tr = te = "-"
+            shape = "missing files"
+        print(f"{r['name']:18s} {r['modality']:9s} {tr!s:>7s} {te!s:>7s} {shape:12s} {r['description']}")
+    print("\nshifted domains by name: BASE:OP[=VALUE]..., e.g. digits:rotate=30, mnist:invert:noise=0.2 "
+          "(ops: rotate, invert, noise, blur, scale, translate, color, thickness, resize)")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .methods import METHODS
+    out = []
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        hp = {k: {"default": h.default, "low": h.low, "high": h.high, "choices": h.choices, "help": h.help}
+              for k, h in cls.all_hparams().items()}
+        out.append({"name": name, "summary": cls.summary, "target_labels": cls.target_labels,
+                    "oracle": cls.oracle, "hparams": hp})
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        print(f"{name}: {cls.summary}")
+        for k, h in cls.all_hparams().items():
+            print(f"    {k:18s} {h.describe()}")
+    return 0
+
+
+def _parse_hparams(text: Optional[str]) -> dict:
+    if not text:
+        return {}
+    try:
+        hp = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CLIError(f"--hparams is not valid JSON ({e.msg}); example: --hparams '{{\"lr\": 0.001}}'")
+    if not isinstance(hp, dict):
+        raise CLIError("--hparams must be a JSON object, e.g. '{\"trade_off\": 1.0}'")
+    return hp
+
+
+def cmd_train(args) -> int:
+    from .config import RunConfig
+    from .training import PrintProgress, fit
+
+    cfg = RunConfig(source=args.source, target=args.target, method=args.method, hparams=_parse_hparams(args.hparams),
+                    epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                    select=args.select, eval_domains=tuple(args.eval or ()), encoder=args.encoder)
+    callbacks = [] if args.quiet else [PrintProgress(sys.stderr)]
+    result = fit(cfg, callbacks, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(result.summary(), default=str))
+    else:
+        _print_result(result)
+    if result.status == "failed":
+        print(f"lepton: error: run failed: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_result(result) -> None:
+    print(f"\nstatus: {result.status}   wall time: {result.wall_time_s:.1f} s   device: {result.environment.get('device')}")
+    if not result.table:
+        print("no epoch finished; nothing to report")
+        return
+    print(f"{'domain':24s} {'role':7s} {'split':6s} {'checkpoint':30s} {'accuracy':>9s}")
+    sel = result.config.select
+    labels = {"selected": f"label-free ({sel}) [model]", "last": "last epoch", "oracle": "oracle-best (target labels)"}
+    for r in result.table:
+        ep = result.checkpoints[r["checkpoint"]]["epoch"]
+        print(f"{r['domain']:24s} {r['role']:7s} {r['split']:6s} {labels[r['checkpoint']] + f' @{ep}':30s} "
+              f"{_fmt(r['accuracy']):>9s}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lepton", description="Lepton: transfer learning and domain shift lab")
+    p.add_argument("--data-dir", default=None, help="benchmark data folder (default $LEPTON_DATA_DIR or a user cache)")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("domains", help="list domains, their sizes and whether their files are present")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_domains)
+    m = sub.add_parser("methods", help="list methods and their hyper-parameters")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_methods)
+    t = sub.add_parser("train", help="train a method from a source to a target domain")
+    t.add_argument("--source", required=True)
+    t.add_argument("--target", required=True)
+    t.add_argument("--method", default="source-only")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--hparams", default=None, help="JSON object of hyper-parameters")
+    t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    t.add_argument("--select", default="im", help="label-free checkpoint score: im, snd or source-acc")
+    t.add_argument("--eval", nargs="*", help="extra domains to evaluate")
+    t.add_argument("--encoder", default="auto", help="auto, lenet, mlp, mlp-784-256-128-64")
+    t.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    t.add_argument("--quiet", action="store_true", help="no progress lines")
+    t.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 run failed, 2 bad input)."""
+    from .data import DataError
+
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"lepton: warning: {msg}\n"
+    try:
+        return args.func(args)
+    except (CLIError, UnknownNameError, DataError, ValueError, FileNotFoundError, PermissionError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"lepton: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lepton: interrupted", file=sys.stderr)
+        return 130

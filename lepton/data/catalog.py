@@ -1,0 +1,144 @@
+"""The domain registry: named domains, shift composition by name, custom paths.
+
+Name syntax
+-----------
+``BASE[:SHIFT[=VALUE]]...`` applies shift operators left to right to a registered image
+domain, e.g. ``digits:rotate=30``, ``mnist:invert``, ``usps:noise=0.3:blur=1``. See
+:mod:`lepton.data.shifts` for the operators. A name that is an existing path is a custom domain:
+a folder laid out ``root/<class>/<image>`` or a feature table (``.csv``, ``.npz``, ``.mat``); a
+table's label column may be given as ``PATH#label=COLUMN``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from ..registry import Registry
+from .domain import DataError, Domain
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """A registered domain: how to load it and what it is.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    modality : str
+        ``"image"`` or ``"features"``.
+    description : str
+        One line for listings.
+    loader : callable
+        ``loader(data_dir: Path) -> Domain``.
+    files : callable, optional
+        ``files(data_dir) -> list[Path]`` of files the loader reads; empty for built-ins.
+    """
+
+    name: str
+    modality: str
+    description: str
+    loader: Callable[[Path], Domain]
+    files: Optional[Callable[[Path], List[Path]]] = None
+
+    def missing_files(self, data_dir: Optional[Path] = None) -> List[Path]:
+        """Files the loader needs that are not present in ``data_dir``."""
+        if self.files is None:
+            return []
+        return [p for p in self.files(resolve_data_dir(data_dir)) if not p.exists()]
+
+
+DOMAINS: Registry[DomainSpec] = Registry("domain")
+
+
+def resolve_data_dir(data_dir: Optional[os.PathLike] = None) -> Path:
+    """Folder holding benchmark files: the argument, else ``$LEPTON_DATA_DIR``, else a user cache.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created here).
+    """
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("LEPTON_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lepton" / "data"
+
+
+_CACHE: Dict[tuple, Domain] = {}
+
+
+def load_domain(name: str, data_dir: Optional[os.PathLike] = None, cache: bool = True) -> Domain:
+    """Load a domain by registry name, shifted name (``digits:rotate=30``) or custom path.
+
+    Parameters
+    ----------
+    name : str
+        See the module docstring for the syntax.
+    data_dir : path-like, optional
+        Folder with benchmark files (default :func:`resolve_data_dir`).
+    cache : bool
+        Keep loaded domains in memory for this process (they are treated as read-only).
+
+    Returns
+    -------
+    Domain
+
+    Raises
+    ------
+    lepton.registry.UnknownNameError
+        Unknown name (the message lists valid names).
+    DataError
+        Missing, corrupt or unusable data files; bad shift parameters.
+    """
+    from . import benchmarks, builtin, custom, shifts  # noqa: F401  (registers built-ins)
+
+    if not isinstance(name, str) or not name.strip():
+        raise DataError("a domain name is empty; run `python -m lepton domains` to list domains")
+    name = name.strip()
+    ddir = resolve_data_dir(data_dir)
+    key = (name, str(ddir))
+    if cache and key in _CACHE:
+        return _CACHE[key]
+    path_part = name.split("#", 1)[0]
+    if name not in DOMAINS and (os.sep in path_part or Path(path_part).exists()):
+        dom = custom.load_custom(name)
+    else:
+        base, ops = shifts.parse_name(name)
+        dom = _load_registered(base, ddir)
+        if ops:
+            dom = shifts.apply_shifts(dom, ops, name=name)
+    if cache:
+        _CACHE[key] = dom
+    return dom
+
+
+def _load_registered(name: str, ddir: Path) -> Domain:
+    """Load a registered domain from the registry (helper of :func:`load_domain`)."""
+    spec = DOMAINS.get(name)
+    return spec.loader(ddir)
+
+
+def list_domains(data_dir: Optional[os.PathLike] = None) -> List[dict]:
+    """One row per registered domain: name, modality, description, files present.
+
+    Returns
+    -------
+    list of dict
+        Keys ``name``, ``modality``, ``description``, ``available`` (bool), ``missing`` (paths).
+    """
+    from . import benchmarks, builtin, custom, shifts  # noqa: F401
+
+    ddir = resolve_data_dir(data_dir)
+    rows = []
+    for n in DOMAINS.names():
+        spec = DOMAINS.get(n)
+        missing = spec.missing_files(ddir)
+        rows.append({"name": n, "modality": spec.modality, "description": spec.description,
+                     "available": not missing, "missing": [str(p) for p in missing]})
+    return rows

@@ -1,0 +1,119 @@
+"""The :class:`Domain`: one data distribution with fixed train/test splits."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Bad or missing data: the message names the problem and what to do."""
+
+
+@dataclass
+class Domain:
+    """One domain: fixed train/test splits, class names and an input shape.
+
+    Parameters
+    ----------
+    name : str
+        The domain's name as given to the CLI (``"digits"``, ``"mnist"``, ``"digits:rotate=30"``).
+    modality : str
+        ``"image"`` or ``"features"``.
+    x_train, x_test : np.ndarray
+        float32. Images are ``(N, C, H, W)`` with values in [0, 1]; feature vectors are ``(N, D)``.
+    y_train, y_test : np.ndarray
+        int64 ``(N,)`` class indices into ``class_names``.
+    class_names : list of str
+        Names of the classes; index ``i`` is label ``i``.
+    source : str
+        Where the data comes from (a citation, a file path, "scikit-learn bundled").
+    content_fraction : float
+        For images: the fraction of the frame the object spans (MNIST digits sit in a 20x20 box
+        inside 28x28, so 20/28; USPS digits fill the frame, so 1.0). Used when pairing domains.
+    notes : dict
+        Free-form provenance (label convention assumed, split seed, shift parameters).
+    """
+
+    name: str
+    modality: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: List[str]
+    source: str = ""
+    content_fraction: float = 1.0
+    notes: Dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.modality not in ("image", "features"):
+            raise DataError(f"domain {self.name!r}: modality must be 'image' or 'features', got {self.modality!r}")
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if len(x) != len(y):
+                raise DataError(f"domain {self.name!r}: {split} has {len(x)} inputs but {len(y)} labels")
+
+    @property
+    def input_shape(self) -> Tuple[int, ...]:
+        """Shape of one input: ``(C, H, W)`` for images, ``(D,)`` for feature vectors."""
+        x = self.x_train if len(self.x_train) else self.x_test
+        return tuple(int(s) for s in x.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (``len(class_names)``)."""
+        return len(self.class_names)
+
+    def sizes(self) -> Dict[str, int]:
+        """Number of examples per split, ``{"train": N_train, "test": N_test}``."""
+        return {"train": int(len(self.y_train)), "test": int(len(self.y_test))}
+
+    def split(self, name: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Return ``(x, y)`` of split ``"train"`` or ``"test"``.
+
+        Raises
+        ------
+        DataError
+            For another split name.
+        """
+        if name not in ("train", "test"):
+            raise DataError(f"unknown split {name!r}; use 'train' or 'test'")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def with_arrays(self, **changes) -> "Domain":
+        """A copy with some fields replaced (arrays are not copied)."""
+        return replace(self, **changes)
+
+    def class_counts(self, split: str = "train") -> Dict[str, int]:
+        """Examples per class name in a split."""
+        _, y = self.split(split)
+        counts = np.bincount(y, minlength=self.n_classes)
+        return {c: int(n) for c, n in zip(self.class_names, counts)}
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Seeded class-stratified train/test index split (scikit-learn ``train_test_split``).
+
+    Parameters
+    ----------
+    y : np.ndarray
+        int ``(N,)`` labels.
+    test_fraction : float
+        Fraction of examples in the test split, in (0, 1).
+    seed : int
+        Split seed; the same seed always gives the same split.
+
+    Returns
+    -------
+    train_idx, test_idx : np.ndarray
+        int64 index arrays, sorted.
+    """
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    counts = np.bincount(y) if len(y) else np.array([])
+    strat = y if len(counts) and counts[counts > 0].min() >= 2 else None
+    tr, te = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=strat)
+    return np.sort(tr), np.sort(te)

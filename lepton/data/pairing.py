@@ -1,0 +1,130 @@
+"""Pairing a source with a target domain: explicit, recorded harmonisation."""
+from __future__ import annotations
+
+import warnings
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from .domain import DataError, Domain
+from .shifts import resize_images
+
+
+def harmonise(domains: Sequence[Domain]) -> Tuple[List[Domain], Dict[str, object]]:
+    """Make domains comparable: one image size and framing, one channel count, shared classes.
+
+    The first domain is the source, the second the target, any others are extra evaluation
+    domains. Images get the largest height/width among the domains; each domain's object is
+    rescaled so it spans the same fraction of the frame (the smallest ``content_fraction``), so
+    a USPS digit filling 16x16 becomes a 20x20 digit centred in 28x28 beside MNIST. Gray images
+    are repeated to RGB when any domain is RGB. Only the classes shared (by name) by all domains
+    are kept, with a warning naming the classes dropped.
+
+    Parameters
+    ----------
+    domains : sequence of Domain
+        ``[source, target, *extra]``.
+
+    Returns
+    -------
+    harmonised : list of Domain
+        Same order; labels re-indexed to the shared class list (in the source's order).
+    record : dict
+        What was done: ``image_size``, ``channels``, ``content_fraction``, ``resized``,
+        ``classes``, ``dropped_classes``; stored in the run config.
+
+    Raises
+    ------
+    DataError
+        Different modalities or feature sizes, no shared class, fewer than 2 shared classes, an
+        empty source or target training split, or a single-class source.
+    """
+    src, tgt = domains[0], domains[1]
+    mods = {d.modality for d in domains}
+    if len(mods) > 1:
+        raise DataError("cannot pair domains of different modalities: "
+                        + ", ".join(f"{d.name} ({d.modality})" for d in domains))
+    for d, role in ((src, "source"), (tgt, "target")):
+        if len(d.y_train) == 0:
+            raise DataError(f"the {role} domain {d.name!r} has no training examples; pick another domain")
+    if len(np.unique(src.y_train)) < 2:
+        raise DataError(f"the source domain {src.name!r} has a single class in its training split; "
+                        "a classifier needs at least 2 classes")
+    record: Dict[str, object] = {}
+    domains, record["classes"], record["dropped_classes"] = _shared_classes(list(domains))
+    if src.modality == "image":
+        domains = _harmonise_images(domains, record)
+    else:
+        dims = {d.input_shape for d in domains}
+        if len(dims) > 1:
+            raise DataError("feature sizes differ: " + ", ".join(f"{d.name} {d.input_shape}" for d in domains)
+                            + "; use tables with the same columns")
+    return domains, record
+
+
+def _shared_classes(domains: List[Domain]):
+    shared = [c for c in domains[0].class_names if all(c in d.class_names for d in domains[1:])]
+    if not shared:
+        raise DataError(f"no classes are shared by {domains[0].name!r} ({', '.join(domains[0].class_names[:10])}) "
+                        f"and {domains[1].name!r} ({', '.join(domains[1].class_names[:10])}); "
+                        "pick domains with the same class names")
+    if len(shared) < 2:
+        raise DataError(f"only one class ({shared[0]!r}) is shared by {domains[0].name!r} and {domains[1].name!r}; "
+                        "a classifier needs at least 2")
+    dropped = {d.name: [c for c in d.class_names if c not in shared] for d in domains}
+    dropped = {k: v for k, v in dropped.items() if v}
+    if dropped:
+        warnings.warn("classes not shared by all domains were dropped: "
+                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in dropped.items()))
+    out = []
+    for d in domains:
+        if d.class_names == shared:
+            out.append(d)
+            continue
+        remap = np.array([shared.index(c) if c in shared else -1 for c in d.class_names])
+        arrays = {}
+        for split in ("train", "test"):
+            x, y = d.split(split)
+            new = remap[y] if len(y) else y
+            keep = new >= 0
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = x[keep], new[keep].astype(np.int64)
+        out.append(d.with_arrays(class_names=list(shared), **arrays))
+    return out, shared, dropped
+
+
+def _harmonise_images(domains: List[Domain], record: Dict[str, object]) -> List[Domain]:
+    size = max(max(d.input_shape[1], d.input_shape[2]) for d in domains)
+    frac = min(d.content_fraction for d in domains)
+    channels = max(d.input_shape[0] for d in domains)
+    record.update(image_size=[size, size], channels=channels, content_fraction=round(frac, 4), resized={})
+    out = []
+    for d in domains:
+        inner = int(round(size * frac / d.content_fraction))
+        arrays = {}
+        for split in ("train", "test"):
+            x, _ = d.split(split)
+            x = _frame(x, inner, size)
+            if x.shape[1] == 1 and channels == 3:
+                x = np.repeat(x, 3, axis=1)
+            arrays[f"x_{split}"] = np.ascontiguousarray(x, dtype=np.float32)
+        if d.input_shape != (channels, size, size) or inner != size:
+            record["resized"][d.name] = {"from": list(d.input_shape), "to": [channels, size, size],
+                                         "object_px": inner}
+        out.append(d.with_arrays(content_fraction=frac, **arrays))
+    return out
+
+
+def _frame(x: np.ndarray, inner: int, size: int) -> np.ndarray:
+    """Resize ``(N, C, H, W)`` to ``inner`` px and centre it in a ``size`` px frame (pad or crop)."""
+    if len(x) == 0:
+        return np.zeros((0, x.shape[1], size, size), np.float32)
+    x = resize_images(x, inner)
+    if inner == size:
+        return x
+    if inner < size:
+        lo = (size - inner) // 2
+        out = np.zeros((x.shape[0], x.shape[1], size, size), np.float32)
+        out[:, :, lo:lo + inner, lo:lo + inner] = x
+        return out
+    lo = (inner - size) // 2
+    return x[:, :, lo:lo + size, lo:lo + size]

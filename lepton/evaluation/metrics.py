@@ -1,0 +1,139 @@
+"""Evaluation numbers: accuracy per domain and class, confusion, proxy A-distance, label-free scores.
+
+Numbers and DataFrames only; no plotting here.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .. import losses
+
+
+@torch.no_grad()
+def batched(fn, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Apply ``fn`` (tensor -> tensor) to ``x`` in batches and stack the float32 numpy results.
+
+    Parameters
+    ----------
+    fn : callable
+        E.g. ``method.predict`` or ``method.features``.
+    x : np.ndarray or torch.Tensor
+        ``(N, ...)`` inputs.
+
+    Returns
+    -------
+    np.ndarray
+        ``(N, ...)`` float32 outputs (``(0, ...)`` for empty input is not defined: returns ``(0,)``).
+    """
+    if len(x) == 0:
+        return np.zeros((0,), np.float32)
+    outs = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        xb = xb if isinstance(xb, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(xb))
+        outs.append(fn(xb).float().cpu().numpy())
+    return np.concatenate(outs)
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of correct predictions in [0, 1] (scikit-learn ``accuracy_score``); NaN if empty."""
+    from sklearn.metrics import accuracy_score
+    return float(accuracy_score(y_true, y_pred)) if len(y_true) else float("nan")
+
+
+def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]):
+    """Accuracy (recall) of each class.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``class``, ``n``, ``accuracy`` (NaN for a class with no example).
+    """
+    import pandas as pd
+    rows = []
+    for k, name in enumerate(class_names):
+        m = y_true == k
+        rows.append({"class": name, "n": int(m.sum()),
+                     "accuracy": float((y_pred[m] == k).mean()) if m.any() else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion matrix ``(K, K)`` int64, rows = true class, columns = predicted (scikit-learn)."""
+    from sklearn.metrics import confusion_matrix
+    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+
+
+def proxy_a_distance(fs: np.ndarray, ft: np.ndarray, seed: int = 0, max_per_domain: int = 2000) -> float:
+    """Proxy A-distance ``d_A = 2 (1 - 2 err)`` (Ben-David et al., NeurIPS 2006; Ganin et al. 2016).
+
+    A linear classifier (scikit-learn logistic regression on standardised features) is trained to
+    tell source from target on half of a balanced sample and ``err`` is its error on the other
+    half. 0 means the domains are indistinguishable, 2 perfectly separable. Clipped to [0, 2].
+
+    Parameters
+    ----------
+    fs : np.ndarray
+        ``(N_s, D)`` source features.
+    ft : np.ndarray
+        ``(N_t, D)`` target features.
+    seed : int
+        Seeds subsampling and the split.
+    max_per_domain : int
+        Cap on examples per domain.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        With fewer than 4 examples in a domain or different feature sizes.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fs, ft = np.asarray(fs, np.float64).reshape(len(fs), -1), np.asarray(ft, np.float64).reshape(len(ft), -1)
+    if fs.shape[1] != ft.shape[1]:
+        raise ValueError(f"feature sizes differ: {fs.shape[1]} vs {ft.shape[1]}")
+    n = min(len(fs), len(ft), max_per_domain)
+    if n < 4:
+        raise ValueError(f"proxy A-distance needs at least 4 examples per domain, got {n}")
+    rng = np.random.default_rng(seed)
+    xs, xt = fs[rng.choice(len(fs), n, replace=False)], ft[rng.choice(len(ft), n, replace=False)]
+    x = np.concatenate([xs, xt])
+    y = np.r_[np.ones(n), np.zeros(n)]
+    xa, xb, ya, yb = train_test_split(x, y, test_size=0.5, random_state=seed, stratify=y)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    clf.fit(xa, ya)
+    err = 1.0 - clf.score(xb, yb)
+    return float(np.clip(2.0 * (1.0 - 2.0 * err), 0.0, 2.0))
+
+
+def label_free_scores(logits: np.ndarray) -> Dict[str, float]:
+    """Label-free checkpoint scores of target predictions (higher is better).
+
+    Parameters
+    ----------
+    logits : np.ndarray
+        ``(N, K)`` target logits (no labels needed).
+
+    Returns
+    -------
+    dict
+        ``im``: information maximisation :func:`lepton.losses.information_maximization`;
+        ``snd``: soft neighbourhood density :func:`lepton.losses.soft_neighborhood_density`;
+        ``entropy``: mean prediction entropy (lower means more confident).
+    """
+    t = torch.from_numpy(np.asarray(logits, np.float32))
+    if len(t) < 2:
+        return {"im": float("nan"), "snd": float("nan"), "entropy": float("nan")}
+    return {"im": float(losses.information_maximization(t)),
+            "snd": float(losses.soft_neighborhood_density(t)),
+            "entropy": float(losses.entropy(t).mean())}

@@ -1,0 +1,251 @@
+"""Transfer-learning losses as pure functions of tensors.
+
+Each docstring states the formula as in the paper; ``tests/test_losses.py`` checks each one
+against a hand computation.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def coral_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
+    """Deep CORAL loss (Sun & Saenko, "Deep CORAL", ECCV-W 2016, eq. 1).
+
+    ``L = ||C_S - C_T||_F^2 / (4 d^2)`` with the unbiased covariances
+    ``C = (X^T X - (1^T X)^T (1^T X) / n) / (n - 1)``.
+
+    Parameters
+    ----------
+    fs : torch.Tensor
+        float ``(n_s, d)`` source features.
+    ft : torch.Tensor
+        float ``(n_t, d)`` target features.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar. Zero (with a gradient path) when either batch has fewer than 2 rows, where the
+        covariance is undefined (``n - 1 = 0``); the training loop warns about such batches.
+
+    Raises
+    ------
+    ValueError
+        If the feature dimensions differ or an input is not 2-D.
+    """
+    _check_pair(fs, ft)
+    d = fs.shape[1]
+    if fs.shape[0] < 2 or ft.shape[0] < 2:
+        return (fs.sum() + ft.sum()) * 0.0
+    cs = _covariance(fs)  # (d, d)
+    ct = _covariance(ft)  # (d, d)
+    return ((cs - ct) ** 2).sum() / (4.0 * d * d)
+
+
+def _covariance(x: torch.Tensor) -> torch.Tensor:
+    n = x.shape[0]
+    xc = x - x.mean(dim=0, keepdim=True)  # (n, d)
+    return xc.t() @ xc / (n - 1)
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.dim() != 2 or b.dim() != 2:
+        raise ValueError(f"features must be 2-D (n, d); got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+
+
+def gaussian_kernel_matrix(x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float]) -> torch.Tensor:
+    """Sum of Gaussian kernels ``k(x, y) = sum_i exp(-||x - y||^2 / (2 sigma_i^2))``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(n, d)``.
+    y : torch.Tensor
+        ``(m, d)``.
+    sigmas : sequence of float
+        Bandwidths (> 0).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, m)`` kernel matrix.
+    """
+    d2 = torch.cdist(x, y, p=2.0) ** 2  # (n, m)
+    return sum(torch.exp(-d2 / (2.0 * s * s)) for s in sigmas)
+
+
+def mmd_loss(fs: torch.Tensor, ft: torch.Tensor, sigmas: Optional[Sequence[float]] = None) -> torch.Tensor:
+    """Multi-kernel maximum mean discrepancy, biased estimate (Long et al., "DAN", ICML 2015).
+
+    ``MMD^2 = mean k(s, s') + mean k(t, t') - 2 mean k(s, t)`` with ``k`` the sum of Gaussian
+    kernels of bandwidths ``sigmas``. With ``sigmas=None`` the bandwidths are
+    ``b * 2^j, j = -2..2`` around the median pairwise distance ``b`` of the pooled batch (the
+    median heuristic; the base is detached from the graph). DAN learns the kernel weights; we
+    use equal weights, as Transfer-Learning-Library's default does.
+
+    Parameters
+    ----------
+    fs : torch.Tensor
+        ``(n_s, d)`` source features.
+    ft : torch.Tensor
+        ``(n_t, d)`` target features; ``n_s`` and ``n_t`` may differ.
+    sigmas : sequence of float, optional
+        Kernel bandwidths.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar ``MMD^2`` (>= 0 up to rounding). Zero for an empty batch.
+    """
+    _check_pair(fs, ft)
+    if fs.shape[0] == 0 or ft.shape[0] == 0:
+        return (fs.sum() + ft.sum()) * 0.0
+    if sigmas is None:
+        with torch.no_grad():
+            pooled = torch.cat([fs, ft])
+            dist = torch.cdist(pooled, pooled)
+            off = dist[~torch.eye(len(pooled), dtype=torch.bool, device=dist.device)]
+            base = float(off.median()) if off.numel() else 1.0
+            base = base if base > 0 else 1.0
+        sigmas = [base * 2.0 ** j for j in (-2, -1, 0, 1, 2)]
+    kss = gaussian_kernel_matrix(fs, fs, sigmas).mean()
+    ktt = gaussian_kernel_matrix(ft, ft, sigmas).mean()
+    kst = gaussian_kernel_matrix(fs, ft, sigmas).mean()
+    return kss + ktt - 2.0 * kst
+
+
+def linear_mmd(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
+    """Linear-kernel MMD: ``||mean(fs) - mean(ft)||^2`` (Gretton et al., JMLR 2012).
+
+    Parameters
+    ----------
+    fs, ft : torch.Tensor
+        ``(n_s, d)`` and ``(n_t, d)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    _check_pair(fs, ft)
+    return ((fs.mean(0) - ft.mean(0)) ** 2).sum()
+
+
+def domain_adversarial_loss(logits_s: torch.Tensor, logits_t: torch.Tensor) -> torch.Tensor:
+    """Domain classification loss of DANN (Ganin et al., JMLR 2016, eq. 9).
+
+    Binary cross-entropy of a domain discriminator with source labelled 1 and target 0, averaged
+    over each domain separately and then over the two domains, so unequal batch sizes weigh the
+    domains equally: ``L = (BCE(d_s, 1) + BCE(d_t, 0)) / 2``. Used behind a gradient reversal
+    layer, minimising it trains the discriminator and maximises it for the encoder.
+
+    Parameters
+    ----------
+    logits_s : torch.Tensor
+        ``(n_s,)`` or ``(n_s, 1)`` discriminator logits on source features.
+    logits_t : torch.Tensor
+        ``(n_t,)`` or ``(n_t, 1)`` on target features.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    ls, lt = logits_s.reshape(-1), logits_t.reshape(-1)
+    bs = F.binary_cross_entropy_with_logits(ls, torch.ones_like(ls))
+    bt = F.binary_cross_entropy_with_logits(lt, torch.zeros_like(lt))
+    return 0.5 * (bs + bt)
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample prediction entropy ``H(p) = -sum_c p_c log p_c`` in nats, ``p = softmax(logits)``.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(n, C)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n,)``.
+    """
+    logp = F.log_softmax(logits, dim=1)
+    return -(logp.exp() * logp).sum(dim=1)
+
+
+def information_maximization(logits: torch.Tensor) -> torch.Tensor:
+    """Mutual information between inputs and predictions (Gomes et al. 2010; Shi & Sha 2012; SHOT).
+
+    ``IM = H(mean_i p_i) - mean_i H(p_i)`` in nats. High when predictions are confident *and*
+    spread over the classes; at most ``log C``. Used as a label-free checkpoint score.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(n, C)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    p = F.softmax(logits, dim=1)
+    pbar = p.mean(0)
+    h_mean = -(pbar * torch.log(pbar.clamp_min(1e-12))).sum()
+    return h_mean - entropy(logits).mean()
+
+
+def soft_neighborhood_density(logits: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """Soft neighbourhood density (Saito et al., "Tune it the right way", ICCV 2021, eq. 1-3).
+
+    With ``p_i = softmax(logits_i)`` L2-normalised, ``S_ij = <p_i, p_j>`` for ``i != j``,
+    ``P_ij = softmax_j(S_ij / tau)`` and ``SND = mean_i H(P_i)``. Higher is better.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(n, C)`` with ``n >= 2``.
+    temperature : float
+        ``tau`` (the paper uses 0.05).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+
+    Raises
+    ------
+    ValueError
+        With fewer than 2 samples.
+    """
+    if logits.shape[0] < 2:
+        raise ValueError("soft neighbourhood density needs at least 2 samples")
+    p = F.normalize(F.softmax(logits, dim=1), dim=1)  # (n, C)
+    s = p @ p.t()  # (n, n)
+    s = s.masked_fill(torch.eye(len(s), dtype=torch.bool, device=s.device), float("-inf"))
+    q = F.softmax(s / temperature, dim=1)
+    h = -(q * torch.log(q.clamp_min(1e-12))).sum(1)
+    return h.mean()
+
+
+def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Autoencoder loss ``L = mean_i 1/2 ||x_i - x_hat_i||^2`` (sum over the input's elements).
+
+    Parameters
+    ----------
+    x, x_hat : torch.Tensor
+        Same shape ``(n, ...)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    if x.shape != x_hat.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(x_hat.shape)}")
+    return 0.5 * ((x - x_hat) ** 2).reshape(len(x), -1).sum(1).mean()

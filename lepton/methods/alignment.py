@@ -1,0 +1,120 @@
+"""Feature-alignment domain adaptation: DANN, Deep CORAL, DAN."""
+from __future__ import annotations
+
+import math
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+
+from .. import losses
+from ..models import DomainDiscriminator, grad_reverse
+from .base import METHODS, HParam, Method
+
+
+def dann_lambda(p: float, gamma: float = 10.0) -> float:
+    """DANN's adaptation factor ``lambda_p = 2 / (1 + exp(-gamma p)) - 1`` (Ganin et al., JMLR 2016, sec. 5.2.2).
+
+    Parameters
+    ----------
+    p : float
+        Training progress in [0, 1].
+    gamma : float
+        Steepness (the paper uses 10).
+
+    Returns
+    -------
+    float
+        In [0, 1).
+    """
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
+class _Aligned(Method):
+    """Shared step of alignment methods: ``L = CE(h(f_s), y_s) + trade_off * L_align(f_s, f_t)``."""
+
+    HPARAMS = {"trade_off": HParam(1.0, 0.0, 1000.0, "weight of the alignment loss")}
+    align_name = "align"
+
+    def align(self, fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        with self.autocast():
+            fs = self.net.features(batch["xs"])  # (B_s, D)
+            ft = self.net.features(batch["xt"])  # (B_t, D)
+            cls = F.cross_entropy(self.net.head(fs), batch["ys"])
+        a = self.align(fs.float(), ft.float())
+        loss = cls + self.hparams["trade_off"] * a
+        self.optimize(loss)
+        return {"cls": cls.item(), self.align_name: a.item()}
+
+
+@METHODS.register("deep-coral")
+class DeepCORAL(_Aligned):
+    """Deep CORAL (Sun & Saenko, ECCV-W 2016): align second-order statistics of the features.
+
+    ``L = CE(h(f_s), y_s) + trade_off * ||C_S - C_T||_F^2 / (4 d^2)``; see :func:`lepton.losses.coral_loss`.
+    """
+
+    summary = "Deep CORAL: match source and target feature covariances"
+    HPARAMS = {"trade_off": HParam(10.0, 0.0, 10000.0, "weight of the CORAL loss")}
+    align_name = "coral"
+
+    def align(self, fs, ft):
+        return losses.coral_loss(fs, ft)
+
+
+@METHODS.register("dan")
+class DAN(_Aligned):
+    """DAN (Long et al., ICML 2015): minimise multi-kernel MMD between source and target features.
+
+    ``L = CE(h(f_s), y_s) + trade_off * MK-MMD^2(f_s, f_t)``; see :func:`lepton.losses.mmd_loss`.
+    """
+
+    summary = "DAN: minimise multi-kernel MMD between the domains' features"
+    align_name = "mmd"
+
+    def align(self, fs, ft):
+        return losses.mmd_loss(fs, ft)
+
+
+@METHODS.register("dann")
+class DANN(Method):
+    """Domain-adversarial neural network (Ganin et al., JMLR 2016) with gradient reversal.
+
+    ``L = CE(h(f_s), y_s) + BCE(D(GRL_l(f_s)), 1)/2 + BCE(D(GRL_l(f_t)), 0)/2``: the discriminator
+    D minimises the domain loss while the reversal layer GRL makes the encoder maximise it with
+    weight ``l = trade_off * lambda_p`` (:func:`dann_lambda`). The learning rate follows the
+    paper's annealing ``mu_p = mu_0 / (1 + 10 p)^0.75`` when ``lr_anneal`` is on.
+    """
+
+    summary = "DANN: domain-adversarial training through a gradient reversal layer"
+    HPARAMS = {
+        "trade_off": HParam(1.0, 0.0, 100.0, "maximum weight of the reversed domain gradient"),
+        "gamma": HParam(10.0, 0.1, 100.0, "steepness of the lambda schedule 2/(1+exp(-gamma p))-1"),
+        "lr_anneal": HParam(True, help="anneal the learning rate as mu0/(1+10p)^0.75"),
+        "disc_hidden": HParam(256, 8, 4096, "hidden units of the domain discriminator"),
+    }
+
+    def build(self) -> None:
+        self.discriminator = DomainDiscriminator(self.net.feature_dim, int(self.hparams["disc_hidden"]))
+        self.modules["discriminator"] = self.discriminator
+
+    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        p = self.progress
+        lam = self.hparams["trade_off"] * dann_lambda(p, self.hparams["gamma"])
+        if self.hparams["lr_anneal"]:
+            for g in self.optimizer.param_groups:
+                g["lr"] = self.hparams["lr"] / (1.0 + 10.0 * p) ** 0.75
+        with self.autocast():
+            fs = self.net.features(batch["xs"])  # (B_s, D)
+            ft = self.net.features(batch["xt"])  # (B_t, D)
+            cls = F.cross_entropy(self.net.head(fs), batch["ys"])
+            ds = self.discriminator(grad_reverse(fs, lam))  # (B_s,)
+            dt = self.discriminator(grad_reverse(ft, lam))  # (B_t,)
+        adv = losses.domain_adversarial_loss(ds.float(), dt.float())
+        self.optimize(cls + adv)
+        with torch.no_grad():
+            acc = 0.5 * ((ds > 0).float().mean() + (dt <= 0).float().mean())
+        return {"cls": cls.item(), "domain": adv.item(), "domain_acc": acc.item(), "lambda": lam}
