@@ -31,7 +31,7 @@ class LeNetEncoder(nn.Module):
     ``(B, C, H, W)`` float32 -> ``(B, D)``.
     """
 
-    def __init__(self, input_shape: Sequence[int], feature_dim: int = 128, channels: Tuple[int, int] = (32, 64)):
+    def __init__(self, input_shape: Sequence[int], feature_dim: int = 128, channels: Tuple[int, int] = (20, 50)):
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"LeNetEncoder needs an image shape (C, H, W); got {tuple(input_shape)}")

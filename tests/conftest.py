@@ -1,0 +1,49 @@
+"""Shared fixtures: real data folder, an isolated knowledge-base home, seeded tiny domains."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Tests read the real data through LEPTON_DATA_DIR (CI sets it); default to ../shared/data.
+os.environ.setdefault("LEPTON_DATA_DIR", str(SHARED_DATA))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "gpu: needs a CUDA device")
+    config.addinivalue_line("markers", "browser: drives Chromium against a running app")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own knowledge base so nothing touches the user's."""
+    home = tmp_path_factory.mktemp("lepton_home")
+    monkeypatch.setenv("LEPTON_HOME", str(home))
+    yield home
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    d = Path(os.environ["LEPTON_DATA_DIR"])
+    if not (d / "mnist").exists():
+        pytest.skip(f"benchmark data folder {d} is missing; set LEPTON_DATA_DIR=../shared/data")
+    return d
+
+
+def make_domain(name="toy", n=40, k=3, shape=(1, 8, 8), seed=0, modality="image"):
+    """A small seeded Domain with class-dependent means (learnable)."""
+    from lepton.data import Domain
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    x = rng.uniform(0, 0.3, size=(n, *shape)).astype(np.float32)
+    flat = x.reshape(n, -1)
+    for c in range(k):
+        flat[y == c, c::k] += 0.6
+    x = np.clip(flat.reshape(n, *shape), 0, 1).astype(np.float32)
+    half = n // 2
+    return Domain(name, modality, x[:half], y[:half].astype(np.int64), x[half:], y[half:].astype(np.int64),
+                  [str(c) for c in range(k)])
