@@ -1,0 +1,197 @@
+"""CLI subcommands over the knowledge base: ``kb list|show|delete|export|shift`` and ``map``.
+
+:func:`add_commands` adds them to ``python -m lepton``; :func:`train_store` and
+:func:`report_stored` wire ``train --init-from/--no-store`` to the store.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any, List, Optional, Tuple
+
+
+def _kb(args):
+    from .store import KnowledgeBase
+    return KnowledgeBase(getattr(args, "home", None))
+
+
+def _pct(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * float(v):.1f}%"
+
+
+def cmd_list(args) -> int:
+    """``kb list``: stored runs with their accuracies (``--json``: records)."""
+    kb = _kb(args)
+    df = kb.list_runs()
+    if args.json:
+        print(df.to_json(orient="records"))
+        return 0
+    print(f"knowledge base: {kb.home}")
+    if df.empty:
+        print("no runs yet; train one with `python -m lepton train --source digits --target digits-rotated`")
+        return 0
+    print(f"{'run id':24s} {'status':9s} {'method':14s} {'source -> target':34s} {'ep':>5s} "
+          f"{'src acc':>8s} {'tgt acc':>8s} {'(last)':>8s} {'(oracle)':>8s} parent")
+    for r in df.itertuples():
+        ep = f"{r.epochs_done}/{r.epochs}" if r.status == "running" else f"{r.epochs}"
+        print(f"{r.run_id:24s} {r.status:9s} {str(r.method):14s} {f'{r.source} -> {r.target}':34.34s} {ep:>5s} "
+              f"{_pct(r.source_acc):>8s} {_pct(r.target_acc):>8s} {_pct(r.target_acc_last):>8s} "
+              f"{_pct(r.target_acc_oracle):>8s} {r.parent or ''}")
+    print("tgt acc: the label-free (selected) checkpoint; oracle uses target labels and is shown for comparison")
+    return 0
+
+
+def cmd_show(args) -> int:
+    """``kb show RUN``: config, status, checkpoints and environment of a run."""
+    kb = _kb(args)
+    run = kb.get_run(args.run)
+    if args.json:
+        print(json.dumps({**run, "run_dir": str(run["run_dir"])}, default=str))
+        return 0
+    s = run["summary"]
+    print(f"run {run['run_id']}   status: {run['status']}   created: {run['created']}")
+    if run["error"]:
+        print(f"error: {run['error']}")
+    print(f"folder: {run['run_dir']}")
+    if run["parent"]:
+        print(f"initialised from run: {run['parent']}")
+    print("config: " + json.dumps(run["config"], sort_keys=True))
+    print(f"domains: {', '.join(run['domains'])}   feature snapshots at epochs: "
+          f"{', '.join(map(str, run['feature_epochs'])) or 'none'}")
+    for name, ck in s.get("checkpoints", {}).items():
+        print(f"checkpoint {name:9s} epoch {ck.get('epoch')}: source {_pct(ck.get('source_acc'))}  "
+              f"target {_pct(ck.get('target_acc'))}")
+    if not s.get("checkpoints"):
+        print(f"no checkpoints ({len(s.get('history', []))} epochs recorded)")
+    env = s.get("environment", {})
+    if env:
+        print("environment: " + ", ".join(f"{k} {v}" for k, v in sorted(env.items())))
+    return 0
+
+
+def cmd_delete(args) -> int:
+    """``kb delete RUN``: delete a run (refused while it runs)."""
+    kb = _kb(args)
+    rid = kb.resolve(args.run)
+    kb.delete_run(rid)
+    print(f"deleted run {rid}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    """``kb export RUN [--out F.zip]``: zip a run folder."""
+    kb = _kb(args)
+    out = kb.export_run(args.run, args.out)
+    print(f"exported run {kb.resolve(args.run)} to {out}")
+    return 0
+
+
+def cmd_shift(args) -> int:
+    """``kb shift RUN``: proxy A-distance, linear MMD and per-class distances before/after."""
+    from ..evaluation.shift import shift_statistics
+    kb = _kb(args)
+    st = shift_statistics(kb, args.run, args.epoch)
+    if args.json:
+        print(json.dumps({**st, "per_class": st["per_class"].to_dict("records")}, default=str))
+        return 0
+    print(f"run {st['run_id']}: {st['source']} -> {st['target']}")
+    for when in ("before", "after"):
+        b = st[when]
+        print(f"{when:6s} (epoch {b['epoch']:3d}): proxy A-distance {b['proxy_a_distance']:.3f}   "
+              f"linear MMD {b['mmd']:.4g} (relative {b['mmd_relative']:.4f})")
+    print(st["per_class"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_map(args) -> int:
+    """``map RUN``: 2-D map coordinates as CSV (``--out`` file or standard output)."""
+    from ..evaluation.projection import compute_map
+    kb = _kb(args)
+    params = json.loads(args.params) if args.params else None
+    df = compute_map(kb, args.run, epoch=args.epoch, method=args.method, params=params,
+                     domains=args.domains or None)
+    if args.out:
+        df.to_csv(args.out, index=False)
+        print(f"wrote {len(df)} points ({args.method}, epoch {int(df['epoch'].iloc[0])}) to {args.out}")
+    else:
+        try:
+            df.to_csv(sys.stdout, index=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. `| head`: the reader left, nothing is wrong
+            import os
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Add ``kb`` (list, show, delete, export, shift) and ``map`` to the CLI's subparsers."""
+    kb = subparsers.add_parser("kb", help="the knowledge base of stored runs ($LEPTON_HOME)")
+    kb.add_argument("--home", default=None, help="knowledge base folder (default $LEPTON_HOME or a user data folder)")
+    ks = kb.add_subparsers(dest="kb_command", required=True)
+    p = ks.add_parser("list", help="stored runs with their accuracies")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    for name, fn, help_ in (("show", cmd_show, "config, status and checkpoints of a run"),
+                            ("delete", cmd_delete, "delete a run"),
+                            ("export", cmd_export, "zip a run folder"),
+                            ("shift", cmd_shift, "domain shift before and after adaptation")):
+        p = ks.add_parser(name, help=help_)
+        p.add_argument("run", help="run id, a unique prefix of one, or 'latest'")
+        p.set_defaults(func=fn)
+        if name in ("show", "shift"):
+            p.add_argument("--json", action="store_true")
+        if name == "export":
+            p.add_argument("--out", default=None, help="zip file (default RUN_ID.zip)")
+        if name == "shift":
+            p.add_argument("--epoch", type=int, default=None, help="'after' epoch (default: last snapshot)")
+    m = subparsers.add_parser("map", help="2-D map coordinates of a run's features (CSV)")
+    m.add_argument("run", help="run id, a unique prefix of one, or 'latest'")
+    m.add_argument("--epoch", type=int, default=None, help="feature snapshot (default: the last)")
+    m.add_argument("--method", default="umap", choices=["umap", "pca", "tsne"])
+    m.add_argument("--params", default=None, help="JSON object, e.g. '{\"n_neighbors\": 30}'")
+    m.add_argument("--domains", nargs="*", help="domain names to include (default all)")
+    m.add_argument("--out", default=None, help="CSV file (default: standard output)")
+    m.add_argument("--home", default=None, help="knowledge base folder")
+    m.set_defaults(func=cmd_map)
+
+
+def add_train_options(t) -> None:
+    """``--init-from`` and ``--no-store`` for ``train``."""
+    t.add_argument("--init-from", default=None, metavar="RUN_ID",
+                   help="initialise the encoder from a stored run's selected checkpoint")
+    t.add_argument("--no-store", action="store_true", help="do not record the run in the knowledge base")
+
+
+def train_store(args) -> Tuple[Optional[Any], List[Any], Optional[dict], Optional[str]]:
+    """Open the store for ``train``: ``(kb, callbacks, init_state, init_from_run_id)``.
+
+    Raises
+    ------
+    KBError
+        Unknown ``--init-from`` run or one without a checkpoint.
+    """
+    from .recorder import KBRecorder
+    from .store import KnowledgeBase
+    if args.no_store and not args.init_from:
+        return None, [], None, None
+    kb = KnowledgeBase()
+    init_state = init_from = None
+    if args.init_from:
+        init_from = kb.resolve(args.init_from)
+        init_state = kb.load_state(init_from, "selected")
+    cbs = [] if args.no_store else [KBRecorder(kb, parent=init_from)]
+    if not args.no_store and not args.quiet:
+        print(f"lepton: recording in the knowledge base at {kb.home}", file=sys.stderr, flush=True)
+    return kb, cbs, init_state, init_from
+
+
+def report_stored(kb, callbacks, summary: Optional[dict] = None) -> None:
+    """Print (or add to a ``--json`` summary) the run id and the knowledge-base location."""
+    rid = next((getattr(c, "run_id", None) for c in callbacks if hasattr(c, "run_id")), None)
+    if rid is None:
+        return
+    if summary is not None:
+        summary.update({"run_id": rid, "kb": str(kb.home)})
+    else:
+        print(f"run id: {rid}   knowledge base: {kb.home}")

@@ -1,0 +1,183 @@
+"""Atomic writes and checked reads of the files in a knowledge-base run folder.
+
+Every file is written to a temporary name in the same folder and moved into place with
+:func:`os.replace`, so a reader (or a process that is killed mid-write) sees either the old file
+or the new one, never half of one. Reads turn a missing or damaged file into a
+:class:`RunFileError` that names the file and says what to do.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+import numpy as np
+
+TMP_PREFIX = ".tmp-"
+
+
+class KBError(ValueError):
+    """A knowledge-base problem shown to the user as one line (unknown run, damaged files,
+    a newer database, a full disk). A ``ValueError``, so the CLI reports it with exit status 2."""
+
+
+class RunFileError(KBError):
+    """A run file is missing or cannot be read; the message names the file."""
+
+
+def _write_payload(fh, data: bytes) -> None:
+    """Write ``data`` to the open temporary file (the step a full disk makes fail)."""
+    fh.write(data)
+
+
+def atomic_write_bytes(path: os.PathLike, data: bytes, fsync: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary name in the same folder + ``os.replace``).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; its folder must exist.
+    data : bytes
+    fsync : bool
+        Flush the file to the disk before the rename (for files that mark a run complete).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        From the file system (``ENOSPC`` for a full disk); the temporary file is removed and
+        ``path`` is left as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        with open(tmp, "wb") as fh:
+            _write_payload(fh, data)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-ready copy: NaN/inf floats become ``None``, numpy scalars plain numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    return obj
+
+
+def write_json(path: os.PathLike, obj: Any, fsync: bool = False) -> Path:
+    """Write ``obj`` as JSON atomically (non-finite floats stored as ``null``)."""
+    data = json.dumps(_clean(obj), indent=1, sort_keys=True, default=str).encode("utf-8")
+    return atomic_write_bytes(path, data, fsync)
+
+
+def read_json(path: os.PathLike, run_id: str = "") -> Any:
+    """Read a JSON file of a run.
+
+    Raises
+    ------
+    RunFileError
+        Missing or unparsable, naming the file and the run.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFileError(f"run {run_id}: file {path} is missing{_hint(run_id)}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunFileError(f"run {run_id}: file {path.name} is damaged ({e}){_hint(run_id)}") from None
+
+
+def _hint(run_id: str) -> str:
+    return f"; remove the run with `python -m lepton kb delete {run_id}`" if run_id else ""
+
+
+def write_npz(path: os.PathLike, arrays: Dict[str, np.ndarray], fsync: bool = False) -> Path:
+    """Write numpy arrays (numbers or unicode strings, no objects) as an uncompressed ``.npz``."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return atomic_write_bytes(path, buf.getvalue(), fsync)
+
+
+def read_npz(path: os.PathLike, run_id: str = "") -> Dict[str, np.ndarray]:
+    """Read an ``.npz`` with ``allow_pickle=False``.
+
+    Raises
+    ------
+    RunFileError
+        Missing or damaged.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise RunFileError(f"run {run_id}: file {path} is missing{_hint(run_id)}") from None
+    except (OSError, ValueError, EOFError, KeyError) as e:
+        raise RunFileError(f"run {run_id}: file {path.name} is damaged ({e}){_hint(run_id)}") from None
+
+
+def write_state(path: os.PathLike, state: Dict[str, Any], fsync: bool = True) -> Path:
+    """Write a raw ``state_dict`` (CPU tensors) as safetensors, atomically."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    return atomic_write_bytes(path, save(tensors), fsync)
+
+
+def read_state(path: os.PathLike, run_id: str = "") -> Dict[str, Any]:
+    """Read a safetensors ``state_dict`` (name -> CPU ``torch.Tensor``).
+
+    Raises
+    ------
+    RunFileError
+        Missing or damaged.
+    """
+    from safetensors.torch import load
+
+    path = Path(path)
+    try:
+        return load(path.read_bytes())
+    except FileNotFoundError:
+        raise RunFileError(f"run {run_id}: checkpoint {path.name} is missing{_hint(run_id)}") from None
+    except Exception as e:  # safetensors raises its own SafetensorError for bad headers
+        raise RunFileError(f"run {run_id}: checkpoint {path.name} is damaged ({e}){_hint(run_id)}") from None
+
+
+def call_writing(what: str, fn: Callable[[], Any]) -> Any:
+    """Run a write and turn an ``OSError`` into a :class:`KBError` that says what failed.
+
+    Raises
+    ------
+    KBError
+        E.g. ``could not write the feature snapshot: [Errno 28] No space left on device``.
+    """
+    try:
+        return fn()
+    except OSError as e:
+        extra = "; free some disk space or set LEPTON_HOME to another disk" if e.errno == 28 else ""
+        raise KBError(f"could not write {what}: {e}{extra}") from e

@@ -1,0 +1,216 @@
+"""KBRecorder: the training-loop callback that stores a run in the knowledge base."""
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from ..evaluation.metrics import batched
+from ..training.callbacks import Callback
+from . import procs
+from .files import KBError
+from .store import KnowledgeBase
+
+
+def stratified_sample(y: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    """Seeded class-stratified sample of at most ``cap`` indices.
+
+    Each class gets a share proportional to its size (largest remainders first), and every class
+    present keeps at least one example when ``cap`` allows.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        int ``(N,)`` labels.
+    cap : int
+        Largest sample size (>= 1).
+    seed : int
+
+    Returns
+    -------
+    np.ndarray
+        int64 sorted indices ``(min(N, cap),)``.
+    """
+    y = np.asarray(y)
+    n = len(y)
+    if n <= cap:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    share = counts * cap / n
+    take = np.floor(share).astype(int)
+    if cap >= len(classes):
+        take = np.maximum(take, 1)
+    left = cap - take.sum()
+    order = np.argsort(-(share - np.floor(share)), kind="stable")
+    for i in order:
+        if left <= 0:
+            break
+        if take[i] < counts[i]:
+            take[i] += 1
+            left -= 1
+    while take.sum() > cap:  # only when every class got its minimum of one
+        take[np.argmax(take)] -= 1
+    out = [rng.choice(np.flatnonzero(y == c), k, replace=False) for c, k in zip(classes, take) if k > 0]
+    return np.sort(np.concatenate(out)).astype(np.int64)
+
+
+class KBRecorder(Callback):
+    """Store a run while it trains: config, per-epoch history, feature snapshots, checkpoints.
+
+    Feature snapshots hold ``method.features`` of a class-stratified sample (at most
+    ``feature_cap`` per domain, from the harmonised TEST split, the same rows every time) of every
+    domain of the run, with labels, predictions and domain ids: at epoch 0 (before training), every
+    ``snapshot_every`` epochs and at the last epoch (for a stopped run, at the last finished epoch).
+
+    Parameters
+    ----------
+    kb : KnowledgeBase, optional
+        Default: ``KnowledgeBase()`` at :func:`lepton.kb.default_home`.
+    parent : str, optional
+        Run id whose weights initialised this run (default: ``config.init_from``).
+    feature_cap : int
+        Largest feature sample per domain; 0 stores no features.
+    snapshot_every : int, optional
+        Default ``max(1, epochs // 5)``.
+
+    Attributes
+    ----------
+    run_id : str or None
+        Set in ``on_run_start``.
+
+    Raises
+    ------
+    KBError
+        From the hooks when a write fails (e.g. a full disk); the run is marked ``failed`` with
+        the message first, so the training loop stops and other runs stay intact.
+    """
+
+    def __init__(self, kb: Optional[KnowledgeBase] = None, parent: Optional[str] = None, feature_cap: int = 2000,
+                 snapshot_every: Optional[int] = None):
+        if int(feature_cap) < 0:
+            raise ValueError(f"feature_cap must be >= 0, got {feature_cap}")
+        if snapshot_every is not None and int(snapshot_every) < 1:
+            raise ValueError(f"snapshot_every must be >= 1, got {snapshot_every}")
+        self.kb = kb if kb is not None else KnowledgeBase()
+        self.parent, self.feature_cap, self.snapshot_every = parent, int(feature_cap), snapshot_every
+        self.run_id: Optional[str] = None
+        self.snapshots: List[int] = []
+        self._every = 1
+        self._sample: List[np.ndarray] = []
+        self._beat = 0.0
+        self._failed = False
+
+    # ----- hooks ------------------------------------------------------------------------------
+    def on_run_start(self, run) -> None:
+        cfg = run.config
+        self._every = int(self.snapshot_every or max(1, cfg.epochs // 5))
+        self._sample = [stratified_sample(d.y_test, self.feature_cap, cfg.seed) if self.feature_cap else
+                        np.zeros(0, np.int64) for d in run.domains]
+        src = run.source
+        meta = {"environment": dict(run.environment), "harmonisation": run.harmonisation,
+                "domains": [d.name for d in run.domains], "class_names": list(src.class_names),
+                "input_shape": list(src.input_shape), "n_classes": src.n_classes,
+                "roles": ["source", "target"] + ["eval"] * (len(run.domains) - 2),
+                "features": {"cap_per_domain": self.feature_cap, "split": "test", "every": self._every,
+                             "n_per_domain": [int(len(s)) for s in self._sample]},
+                "device": str(run.device), "seed": cfg.seed, "steps_per_epoch": run.steps_per_epoch}
+        self.run_id = self.kb.begin_run(cfg.to_dict(), meta, self.parent or cfg.init_from)
+        self._beat = time.monotonic()
+        self._guard(lambda: self._snapshot(run, 0))
+
+    def on_step_end(self, run, step, epoch, losses) -> None:
+        if self.run_id and time.monotonic() - self._beat > procs.HEARTBEAT_S:
+            self._beat = time.monotonic()
+            self.kb.beat(self.run_id)
+
+    def on_epoch_end(self, run, epoch, metrics) -> None:
+        def record() -> None:
+            self.kb.write_history(self.run_id, run.history)
+            if epoch % self._every == 0 or epoch == run.config.epochs:
+                self._snapshot(run, epoch)
+            self.kb.beat(self.run_id, epochs_done=epoch, target_acc_last=_finite(metrics.get("target_acc")))
+        self._guard(record)
+        self._beat = time.monotonic()
+
+    def on_run_end(self, run, result) -> None:
+        if self.run_id is None or self._failed:
+            return
+        def finish() -> None:
+            last = result.checkpoints.get("last", {}).get("epoch")
+            if result.status == "stopped" and last and last not in self.snapshots and "last" in result.states:
+                self._snapshot_state(run, int(last), result.states["last"], result.states.get("selected"))
+            self.kb.finish_run(self.run_id, result)
+        self._guard(finish)
+
+    # ----- helpers ----------------------------------------------------------------------------
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except KBError as e:
+            self._failed = True
+            try:
+                self.kb.mark_failed(self.run_id, str(e))
+            except Exception:  # the index may be unwritable too; the message still reaches the caller
+                pass
+            raise
+
+    def _snapshot_state(self, run, epoch: int, state, restore) -> None:
+        m = run.method
+        m.load_state_dict(state)
+        try:
+            self._snapshot(run, epoch)
+        finally:
+            if restore is not None:
+                m.load_state_dict(restore)
+
+    def _snapshot(self, run, epoch: int) -> None:
+        if not self.feature_cap:
+            return
+        arrays = features_snapshot(run, self._sample)
+        arrays["epoch"] = np.int64(epoch)
+        self.kb.write_features(self.run_id, epoch, arrays)
+        self.snapshots.append(epoch)
+
+
+def features_snapshot(run, sample: List[np.ndarray]) -> Dict[str, Any]:
+    """Features, labels, predictions and domain ids of the sampled test rows of every domain.
+
+    Parameters
+    ----------
+    run : lepton.training.RunState
+    sample : list of np.ndarray
+        int64 test-split indices per domain (``run.domains`` order).
+
+    Returns
+    -------
+    dict
+        ``features`` (N, D) float32, ``labels``/``preds``/``domain``/``index`` (N,) int64,
+        ``domain_names``/``class_names`` unicode arrays.
+    """
+    m = run.method
+    feats, labels, preds, dom, index = [], [], [], [], []
+    for i, (d, idx) in enumerate(zip(run.domains, sample)):
+        if len(idx) == 0:
+            continue
+        x = d.x_test[idx]
+        feats.append(batched(m.features, x).reshape(len(idx), -1))
+        preds.append(batched(m.predict, x).argmax(1).astype(np.int64))
+        labels.append(d.y_test[idx].astype(np.int64))
+        dom.append(np.full(len(idx), i, np.int64))
+        index.append(idx.astype(np.int64))
+    cat = lambda a, shape: np.concatenate(a) if a else np.zeros(shape)  # noqa: E731
+    return {"features": cat(feats, (0, 0)).astype(np.float32), "labels": cat(labels, 0).astype(np.int64),
+            "preds": cat(preds, 0).astype(np.int64), "domain": cat(dom, 0).astype(np.int64),
+            "index": cat(index, 0).astype(np.int64),
+            "domain_names": np.array([d.name for d in run.domains], dtype=str),
+            "class_names": np.array(list(run.source.class_names), dtype=str)}
+
+
+def _finite(v) -> Optional[float]:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
