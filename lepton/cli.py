@@ -75,17 +75,23 @@ def _parse_hparams(text: Optional[str]) -> dict:
 
 def cmd_train(args) -> int:
     from .config import RunConfig
+    from .kb.cli_commands import report_stored, train_store
     from .training import PrintProgress, fit
 
+    kb, store_cbs, init_state, init_from = train_store(args)
     cfg = RunConfig(source=args.source, target=args.target, method=args.method, hparams=_parse_hparams(args.hparams),
                     epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                    select=args.select, eval_domains=tuple(args.eval or ()), encoder=args.encoder)
-    callbacks = [] if args.quiet else [PrintProgress(sys.stderr)]
-    result = fit(cfg, callbacks, data_dir=args.data_dir)
+                    select=args.select, eval_domains=tuple(args.eval or ()), encoder=args.encoder,
+                    init_from=init_from)
+    callbacks = ([] if args.quiet else [PrintProgress(sys.stderr)]) + store_cbs
+    result = fit(cfg, callbacks, data_dir=args.data_dir, init_state=init_state)
     if args.json:
-        print(json.dumps(result.summary(), default=str))
+        summary = result.summary()
+        report_stored(kb, store_cbs, summary)
+        print(json.dumps(summary, default=str))
     else:
         _print_result(result)
+        report_stored(kb, store_cbs)
     if result.status == "failed":
         print(f"lepton: error: run failed: {result.error}", file=sys.stderr)
         return 1
@@ -107,6 +113,8 @@ def _print_result(result) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .kb.cli_commands import add_commands, add_train_options
+
     p = argparse.ArgumentParser(prog="python -m lepton", description="Lepton: transfer learning and domain shift lab")
     p.add_argument("--data-dir", default=None, help="benchmark data folder (default $LEPTON_DATA_DIR or a user cache)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -130,20 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--encoder", default="auto", help="auto, lenet, mlp, mlp-784-256-128-64")
     t.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_train_options(t)
     t.set_defaults(func=cmd_train)
+    add_commands(sub)
+    from .pipeline import add_command as add_pipeline_command
+    add_pipeline_command(sub)
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 run failed, 2 bad input)."""
     from .data import DataError
+    from .kb.files import KBError
 
     args = build_parser().parse_args(argv)
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"lepton: warning: {msg}\n"
     try:
         return args.func(args)
-    except (CLIError, UnknownNameError, DataError, ValueError, FileNotFoundError, PermissionError) as e:
+    except (CLIError, UnknownNameError, DataError, KBError, ValueError, FileNotFoundError, PermissionError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"lepton: error: {msg}", file=sys.stderr)
         return 2

@@ -249,3 +249,80 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     if x.shape != x_hat.shape:
         raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(x_hat.shape)}")
     return 0.5 * ((x - x_hat) ** 2).reshape(len(x), -1).sum(1).mean()
+
+
+def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """Normalised temperature-scaled cross-entropy of SimCLR (Chen et al., ICML 2020, eq. 1).
+
+    The ``2N`` projections ``z = [z1; z2]`` are L2-normalised, ``sim(u, v) = u^T v / (|u| |v|)``,
+    and for the positive pair ``(i, j)`` (two views of one image)
+    ``l(i, j) = -log( exp(sim(z_i, z_j) / tau) / sum_{k != i} exp(sim(z_i, z_k) / tau) )``;
+    ``L = 1 / (2N) sum_{m=1..N} [l(m, N + m) + l(N + m, m)]``.
+
+    Parameters
+    ----------
+    z1, z2 : torch.Tensor
+        float ``(N, P)`` projections of the first and second view; row ``m`` of each is one image.
+    temperature : float
+        ``tau > 0`` (the paper's default for small batches is 0.5).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar >= 0. Zero when ``N = 1`` (the positive is the only other view).
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, an input is not 2-D, it is empty, or ``temperature <= 0``.
+    """
+    if z1.dim() != 2 or z1.shape != z2.shape:
+        raise ValueError(f"views must have the same 2-D shape (N, P); got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if z1.shape[0] == 0:
+        raise ValueError("nt_xent_loss needs at least one pair of views")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, P)
+    sim = z @ z.t() / temperature  # (2N, 2N)
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    pos = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # (2N,)
+    return F.cross_entropy(sim, pos)
+
+
+def uncertainty_weighted_sum(task_losses: torch.Tensor, log_vars: torch.Tensor,
+                             regression: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Multi-task loss with learned homoscedastic uncertainty (Kendall, Gal & Cipolla, CVPR 2018).
+
+    With ``s_i = log sigma_i^2`` learned per task, eq. 10 (classification) and eq. 7
+    (regression) combine to ``L = sum_i c_i exp(-s_i) L_i + s_i / 2`` where ``c_i = 1`` for a
+    classification (cross-entropy) task and ``c_i = 1/2`` for a regression (squared error) task:
+    ``1/sigma^2 L + log sigma`` and ``1/(2 sigma^2) L + log sigma``. The task's effective weight is
+    ``c_i exp(-s_i)``; for a classification task its optimum is ``1 / (2 L_i)``.
+
+    Parameters
+    ----------
+    task_losses : torch.Tensor
+        float ``(T,)`` task losses ``L_i``.
+    log_vars : torch.Tensor
+        float ``(T,)`` learned ``s_i``.
+    regression : torch.Tensor, optional
+        bool ``(T,)``: which tasks are regressions (default: none).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar (may be negative).
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or are not 1-D.
+    """
+    if task_losses.dim() != 1 or task_losses.shape != log_vars.shape:
+        raise ValueError(f"task_losses and log_vars must be 1-D of the same length; got "
+                         f"{tuple(task_losses.shape)} and {tuple(log_vars.shape)}")
+    c = torch.ones_like(task_losses)
+    if regression is not None:
+        c = torch.where(regression.to(task_losses.device), 0.5 * c, c)
+    return (c * torch.exp(-log_vars) * task_losses + 0.5 * log_vars).sum()

@@ -4,3 +4,4 @@ from . import supervised, alignment, self_training  # noqa: F401,E402  (registra
 from .alignment import dann_lambda
 
 __all__ = ["METHODS", "HParam", "Method", "COMMON_HPARAMS", "dann_lambda"]
+from . import pretraining, multitask, meta  # noqa: F401,E402  (registration: ssl, multitask, maml, reptile)

@@ -1,0 +1,266 @@
+"""Self-supervised pretraining (``ssl``) and the plumbing shared by the multi-domain stages.
+
+The training loop hands a method one source batch (``xs``, ``ys``) and one unlabelled target
+batch (``xt``) per step. Stages that learn from *several* domains (``ssl``, ``multitask``,
+``maml``, ``reptile``) are :class:`MultiDomainMethod` subclasses: :mod:`lepton.pipeline` attaches
+the harmonised training splits of all source domains with :meth:`MultiDomainMethod.attach_domains`
+before :func:`lepton.training.fit` runs, and the method draws batches of the other domains
+itself (seeded). Without attached domains (``python -m lepton train --method ssl``) they use the
+source and target batches of the loop only.
+"""
+from __future__ import annotations
+
+import math
+from typing import ClassVar, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import losses
+from ..models import Decoder
+from .base import METHODS, HParam, Method
+
+SSL_OBJECTIVES = ("autoencoder", "rotation", "simclr")
+IMAGE_ONLY_OBJECTIVES = ("rotation", "simclr")
+
+
+def check_objective_modality(objective: str, input_shape: Sequence[int]) -> None:
+    """Refuse a self-supervised objective the input cannot support.
+
+    Raises
+    ------
+    ValueError
+        ``rotation`` or ``simclr`` on feature vectors ``(D,)`` (both transform images), or
+        ``rotation`` on non-square images (a 90-degree turn changes their shape).
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if objective in IMAGE_ONLY_OBJECTIVES and len(shape) != 3:
+        raise ValueError(f"ssl objective {objective!r} needs images (C, H, W) but the domains hold feature "
+                         f"vectors of shape {shape}; use objective=autoencoder for feature tables")
+    if objective == "rotation" and shape[1] != shape[2]:
+        raise ValueError(f"ssl objective 'rotation' needs square images; got {shape[1]}x{shape[2]}")
+
+
+def rotate_images(x: torch.Tensor, quarter_turns: torch.Tensor) -> torch.Tensor:
+    """Rotate each image by ``90 * quarter_turns[i]`` degrees counter-clockwise (Gidaris et al., ICLR 2018).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        float ``(B, C, H, H)``.
+    quarter_turns : torch.Tensor
+        int64 ``(B,)`` in ``{0, 1, 2, 3}``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, C, H, H)``.
+    """
+    out = x.clone()
+    for q in (1, 2, 3):
+        m = quarter_turns == q
+        if m.any():
+            out[m] = torch.rot90(x[m], q, dims=(2, 3))
+    return out
+
+
+def augment_images(x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """SimCLR-style random view of each image, adapted to small digits (Chen et al., ICML 2020, sec. 3).
+
+    Random affine crop (scale 0.8-1.2, rotation +-20 degrees, shift +-12 % of the side), then
+    brightness x U(0.6, 1.4), contrast x U(0.6, 1.4) about the image mean, Gaussian noise (std
+    0.05) and clipping to [0, 1]. Colour distortion beyond brightness/contrast is omitted: most
+    digit domains are gray.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        float ``(B, C, H, W)`` in [0, 1].
+    generator : torch.Generator, optional
+        CPU generator for the random parameters (default: the global one).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, C, H, W)`` float in [0, 1].
+    """
+    b = x.shape[0]
+    u = lambda lo, hi: (torch.rand(b, generator=generator) * (hi - lo) + lo).to(x.device)  # noqa: E731
+    scale, ang = u(0.8, 1.2), u(-20, 20) * math.pi / 180
+    tx, ty = u(-0.12, 0.12) * 2, u(-0.12, 0.12) * 2
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    v = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")  # (B, C, H, W)
+    mean = v.mean(dim=(1, 2, 3), keepdim=True)
+    v = (v - mean) * u(0.6, 1.4).view(b, 1, 1, 1) + mean
+    v = v * u(0.6, 1.4).view(b, 1, 1, 1)
+    noise = torch.randn(v.shape, generator=generator).to(x.device) * 0.05
+    return (v + noise).clamp(0.0, 1.0)
+
+
+class MultiDomainMethod(Method):
+    """A method that learns from several source domains; see the module docstring.
+
+    Class attributes
+    ----------------
+    stage_kind : str
+        ``ssl``, ``multitask`` or ``meta``: where the method sits in a pipeline.
+    min_sources : int
+        Fewest source domains a pipeline must give it.
+
+    Attributes
+    ----------
+    sources : list of (str, torch.Tensor, torch.Tensor)
+        ``(name, x (N, *input_shape) float32, y (N,) int64)`` per attached source domain (the
+        loop's source first); empty until :meth:`attach_domains`.
+    """
+
+    stage_kind: ClassVar[str] = ""
+    min_sources: ClassVar[int] = 1
+
+    def build(self) -> None:
+        self.sources: List[Tuple[str, torch.Tensor, torch.Tensor]] = []
+        self._cyclers: list = []
+        self.build_stage()
+
+    def build_stage(self) -> None:
+        """Create the stage's own modules (before any domain is attached)."""
+
+    def on_attach(self) -> None:
+        """Create modules that depend on the attached domains (e.g. one head per domain)."""
+
+    def attach_domains(self, sources: Sequence, batch_size: int = 64, seed: int = 0) -> None:
+        """Give the method the harmonised training splits of all source domains (before training).
+
+        Parameters
+        ----------
+        sources : sequence of lepton.data.Domain
+            The loop's source domain first, then the other source domains (never the target).
+        batch_size : int
+            Examples drawn per step from each extra domain.
+        seed : int
+            Seeds the order of the extra domains' batches and the episodes.
+
+        Raises
+        ------
+        ValueError
+            No domain, or a domain whose input shape or class count differs from the method's.
+        """
+        from ..training.loop import _Cycler  # the loop imports the methods; import here
+
+        if not sources:
+            raise ValueError(f"{self.name} needs at least one source domain")
+        for d in sources:
+            if tuple(d.input_shape) != self.input_shape or d.n_classes != self.n_classes:
+                raise ValueError(f"domain {d.name!r} has inputs {d.input_shape} and {d.n_classes} classes but the "
+                                 f"method was built for {self.input_shape} and {self.n_classes}; harmonise the domains")
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
+        self.sources = [(d.name, t(d.x_train), t(d.y_train)) for d in sources]
+        self.generator = torch.Generator().manual_seed(int(seed) + 7919)
+        self._cyclers = [_Cycler(len(y), int(batch_size), self.generator) for _, _, y in self.sources[1:]]
+        self.on_attach()
+        self.modules.to(self.device)
+        self.optimizer = self.make_optimizer(self.trainable_parameters())  # nothing trained yet
+
+    def source_batches(self, batch) -> List[Tuple[str, torch.Tensor, torch.Tensor]]:
+        """This step's labelled batches: the loop's source batch, then one per extra source domain.
+
+        Returns
+        -------
+        list of (str, torch.Tensor, torch.Tensor)
+            ``(domain name, x (B, ...), y (B,))``.
+        """
+        first = self.sources[0][0] if self.sources else "source"
+        out = [(first, batch["xs"], batch["ys"])]
+        for (name, x, y), cyc in zip(self.sources[1:], self._cyclers):
+            i = cyc.next()
+            out.append((name, x[i], y[i]))
+        return out
+
+
+@METHODS.register("ssl")
+class SelfSupervised(MultiDomainMethod):
+    """Self-supervised pretraining of encoder E (and transfer module T) on unlabelled images of
+    every domain (the attached source domains and the target).
+
+    Objectives (hyper-parameter ``objective``), with ``f = T(E(x))``:
+
+    * ``autoencoder``: decoder D reconstructs the input, ``L = mean_i 1/2 ||x_i - D(f_i)||^2``
+      (:func:`lepton.losses.reconstruction_loss`).
+    * ``rotation``: predict which of 0/90/180/270 degrees each image was turned by, ``L = CE(r(f),
+      q)`` (Gidaris, Singh & Komodakis, ICLR 2018); one random turn per image and step, rather
+      than all four, to keep the cost of a step that of one forward pass.
+    * ``simclr``: two random views per image, projection head g, NT-Xent over the batch pooled
+      across domains (Chen et al., ICML 2020; :func:`lepton.losses.nt_xent_loss`).
+
+    Labels are never used by E: the classifier head is an *online linear probe* trained on
+    detached source features, ``CE(h(stopgrad(f_s)), y_s)``, so the loop's per-epoch accuracies
+    mean something. The linear-probe accuracy on the target (:mod:`lepton.strategies.fewshot`)
+    measures the features.
+
+    Raises
+    ------
+    ValueError
+        ``rotation``/``simclr`` on feature vectors, ``rotation`` on non-square images.
+    """
+
+    stage_kind = "ssl"
+    min_sources = 2
+    summary = "self-supervised pretraining on unlabelled data of all domains (autoencoder, rotation, SimCLR)"
+    HPARAMS = {
+        "objective": HParam("autoencoder", help="self-supervised task: reconstruct the input (decoder), predict "
+                                                "the image's rotation, or contrast two views (SimCLR)",
+                            choices=SSL_OBJECTIVES),
+        "temperature": HParam(0.5, 0.01, 10.0, "SimCLR temperature tau of the NT-Xent loss", log=True),
+        "projection_dim": HParam(64, 8, 1024, "SimCLR projection head output size"),
+        "probe_lr": HParam(1e-2, 1e-6, 1.0, "Adam learning rate of the online linear probe (the head)", log=True),
+    }
+
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        """Adam; the online probe (``net.head``) has its own learning rate ``probe_lr``."""
+        head = set(map(id, self.net.head.parameters()))
+        rest = [p for p in self.modules.parameters() if id(p) not in head]
+        return torch.optim.Adam([{"params": rest}, {"params": list(self.net.head.parameters()),
+                                                    "lr": self.hparams["probe_lr"]}],
+                                lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
+
+    def build_stage(self) -> None:
+        obj = self.hparams["objective"]
+        check_objective_modality(obj, self.input_shape)
+        d = self.net.feature_dim
+        if obj == "autoencoder":
+            self.modules["decoder"] = Decoder(d, self.input_shape)
+        elif obj == "rotation":
+            self.modules["rotation_head"] = nn.Linear(d, 4)
+        else:
+            p = int(self.hparams["projection_dim"])
+            self.modules["projector"] = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, p))
+
+    def _ssl_loss(self, x: torch.Tensor) -> Tuple[str, torch.Tensor]:
+        obj = self.hparams["objective"]
+        if obj == "autoencoder":
+            return "reconstruction", losses.reconstruction_loss(x, self.modules["decoder"](self.net.features(x)))
+        gen = getattr(self, "generator", None)
+        if obj == "rotation":
+            q = torch.randint(0, 4, (len(x),), generator=gen).to(x.device)  # (B,)
+            logits = self.modules["rotation_head"](self.net.features(rotate_images(x, q)))  # (B, 4)
+            return "rotation", F.cross_entropy(logits, q)
+        g = self.modules["projector"]
+        z1 = g(self.net.features(augment_images(x, gen)))  # (B, P)
+        z2 = g(self.net.features(augment_images(x, gen)))  # (B, P)
+        return "nt_xent", losses.nt_xent_loss(z1.float(), z2.float(), self.hparams["temperature"])
+
+    def update(self, batch):
+        parts = self.source_batches(batch)
+        xs, ys = parts[0][1], parts[0][2]
+        x = torch.cat([p[1] for p in parts] + [batch["xt"]])  # (B_total, ...) every domain, unlabelled
+        with self.autocast():
+            name, loss = self._ssl_loss(x)
+            with torch.no_grad():
+                fs = self.net.features(xs)  # (B_s, D), probe input only
+            probe = F.cross_entropy(self.net.head(fs.detach()), ys)
+        self.optimize(loss + probe)
+        return {name: loss.item(), "probe": probe.item()}

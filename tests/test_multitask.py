@@ -1,0 +1,71 @@
+"""Multi-task learning: one head per domain, equal or learned weights logged per epoch, learning on digits."""
+import numpy as np
+import pytest
+import torch
+
+from lepton.methods import METHODS
+from lepton.pipeline import run_pipeline
+
+from conftest import make_domain
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Many tiny steps: one torch thread avoids OpenMP spin-waiting on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_one_head_per_domain_and_weights_in_each_step():
+    doms = [make_domain(f"mt{i}", n=40, seed=i) for i in range(3)]
+    m = METHODS.get("multitask")((1, 8, 8), 3, {"weighting": "uncertainty"})
+    m.attach_domains(doms, batch_size=4, seed=0)
+    assert len(m.modules["heads"]) == 2 and m.modules["task_weights"].log_vars.shape == (3,)
+    b = {"xs": torch.from_numpy(doms[0].x_train[:5]), "ys": torch.from_numpy(doms[0].y_train[:5]),
+         "xt": torch.rand(3, 1, 8, 8)}
+    out = m.update(b)
+    assert {f"mt{i}/cls" for i in range(3)} | {f"weight:mt{i}/cls" for i in range(3)} <= set(out)
+    assert all(np.isfinite(v) for v in out.values())
+    # the first source's head is the run's classifier
+    assert m._head(0) is m.net.head
+
+
+def test_equal_weights_are_one_over_n_and_plain_mean():
+    doms = [make_domain(f"mt{i}", n=40, seed=i) for i in range(2)]
+    m = METHODS.get("multitask")((1, 8, 8), 3, {"weighting": "equal"})
+    m.attach_domains(doms, batch_size=4)
+    b = {"xs": torch.from_numpy(doms[0].x_train[:5]), "ys": torch.from_numpy(doms[0].y_train[:5]),
+         "xt": torch.rand(3, 1, 8, 8)}
+    out = m.update(b)
+    assert out["weight:mt0/cls"] == out["weight:mt1/cls"] == 0.5
+    assert out["loss"] == pytest.approx((out["mt0/cls"] + out["mt1/cls"]) / 2, rel=1e-5)
+
+
+def test_log_variances_get_no_weight_decay():
+    m = METHODS.get("multitask")((12,), 3, {"weighting": "uncertainty", "weight_decay": 0.01})
+    groups = m.optimizer.param_groups
+    tw = m.modules["task_weights"].log_vars
+    assert [g["weight_decay"] for g in groups if any(p is tw for p in g["params"])] == [0.0]
+
+
+def test_without_domains_it_trains_the_source_task():
+    m = METHODS.get("multitask")((12,), 3, {})
+    out = m.update({"xs": torch.rand(4, 12), "ys": torch.tensor([0, 1, 2, 0]), "xt": torch.rand(2, 12)})
+    assert set(out) == {"loss", "source/cls", "weight:source/cls"}
+
+
+def test_uncertainty_weights_are_learned_and_logged_per_epoch_on_digits():
+    res = run_pipeline(["digits", "digits-inverted"], "digits-rotated", ["multitask:weighting=uncertainty"], 3,
+                       k=5, draws=2, record=False)
+    st = res.stages[0]
+    w = st.metrics["task_weights"]
+    assert len(w) == 3 and set(w[0]) == {"digits/cls", "digits-inverted/cls"}
+    # weights start at 1 and move each epoch towards their optimum 1 / (2 L_d) (Kendall et al., eq. 10)
+    for task in w[0]:
+        target = 1.0 / (2.0 * st.metrics["losses"][task])
+        steps = [1.0] + [row[task] for row in w]
+        assert all((b - a) * (target - a) > 0 for a, b in zip(steps, steps[1:])), (task, steps, target)
+    assert st.metrics["source_acc"] > 0.8  # the shared encoder learned the first source
+    assert st.metrics["probe"]["mean"] > 0.4
