@@ -13,6 +13,9 @@ os.environ.setdefault("LEPTON_DATA_DIR", str(SHARED_DATA))
 
 
 def pytest_configure(config):
+    # Tests use tiny models: one intra-op thread is faster than two fighting over a busy machine.
+    import torch
+    torch.set_num_threads(1)
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
     config.addinivalue_line("markers", "gpu: needs a CUDA device")
     config.addinivalue_line("markers", "browser: drives Chromium against a running app")

@@ -98,6 +98,8 @@ def load_domain(name: str, data_dir: Optional[os.PathLike] = None, cache: bool =
     """
     from . import benchmarks, builtin, custom, shifts  # noqa: F401  (registers built-ins)
 
+    if isinstance(name, str) and name.strip() and name.strip().split(":")[0] not in DOMAINS:
+        _register_user_domains()
     if not isinstance(name, str) or not name.strip():
         raise DataError("a domain name is empty; run `python -m lepton domains` to list domains")
     name = name.strip()
@@ -118,6 +120,12 @@ def load_domain(name: str, data_dir: Optional[os.PathLike] = None, cache: bool =
     return dom
 
 
+def _register_user_domains() -> None:
+    """Register the domains a user added (uploads kept under ``$LEPTON_HOME/domains``)."""
+    from .user_domains import load_user_domains
+    load_user_domains()
+
+
 def _load_registered(name: str, ddir: Path) -> Domain:
     """Load a registered domain from the registry (helper of :func:`load_domain`)."""
     spec = DOMAINS.get(name)
@@ -134,6 +142,7 @@ def list_domains(data_dir: Optional[os.PathLike] = None) -> List[dict]:
     """
     from . import benchmarks, builtin, custom, shifts  # noqa: F401
 
+    _register_user_domains()
     ddir = resolve_data_dir(data_dir)
     rows = []
     for n in DOMAINS.names():

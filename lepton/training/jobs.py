@@ -1,0 +1,396 @@
+"""Background training jobs: a process-wide, thread-safe registry of runs in worker threads.
+
+The app (or a notebook) starts a run with :meth:`JobManager.start` and polls
+:meth:`Job.snapshot`; the worker thread never touches the UI. Each job records its run in the
+knowledge base (:class:`lepton.kb.KBRecorder`) when :mod:`lepton.kb` is available, so the run
+shows up on the Explore and Runs pages, and a reloaded page or a second browser tab finds the
+running job again through :meth:`JobManager.list`.
+
+Example
+-------
+>>> jm = JobManager(kb=False)
+>>> job_id = jm.start(RunConfig("digits", "digits-rotated", "dann", epochs=2))  # doctest: +SKIP
+>>> jm.get(job_id).snapshot()["status"]                                            # doctest: +SKIP
+'running'
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from typing import Any, Callable, Dict, List, Optional
+
+from ..config import RunConfig
+from .callbacks import Callback
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("starting", "running", "stopping")
+FINAL = ("completed", "stopped", "failed")
+
+
+def explain_error(exc: BaseException) -> str:
+    """A one-paragraph message for a person: what went wrong and what to do (no traceback).
+
+    Parameters
+    ----------
+    exc : BaseException
+
+    Returns
+    -------
+    str
+    """
+    from ..data import DataError
+    from ..registry import UnknownNameError
+
+    msg = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, (DataError, UnknownNameError)):
+        return msg[0].upper() + msg[1:]
+    if isinstance(exc, MemoryError) or "out of memory" in msg.lower():
+        return ("The run ran out of memory. Lower the batch size or the feature size, pick smaller domains, "
+                "or stop other runs first.")
+    if isinstance(exc, ValueError):
+        return f"Invalid setting: {msg}. Change it and start again."
+    return (f"The run stopped on an unexpected error ({type(exc).__name__}: {msg}). Try again; if it "
+            "happens again, report it with the server log, which holds the details.")
+
+
+def check_config(config: RunConfig, data_dir=None) -> List[Dict[str, str]]:
+    """Problems with a choice of domains, method and settings, before anything trains.
+
+    Loads (cached) and pairs the two domains exactly as training will, so that bad choices are
+    explained up front: the same domain as source and target, domains without shared classes,
+    a method that needs labelled target examples the target cannot give, invalid
+    hyper-parameters or device.
+
+    Parameters
+    ----------
+    config : RunConfig
+    data_dir : path-like, optional
+
+    Returns
+    -------
+    list of dict
+        ``{"level": "error" | "warning" | "info", "message": str}``; an ``error`` means
+        :meth:`JobManager.start` would fail.
+    """
+    import numpy as np
+
+    from ..data import DataError, load_domain
+    from ..data.pairing import harmonise
+    from ..methods import METHODS
+    from ..registry import UnknownNameError
+    from .loop import k_shot_indices
+    from .runtime import resolve_device
+
+    out: List[Dict[str, str]] = []
+    err = lambda m: out.append({"level": "error", "message": m})  # noqa: E731
+    try:
+        config.validate()
+        cls = METHODS.get(config.method)
+        hp = cls.validate_hparams(config.hparams)
+        resolve_device(config.device)
+    except (ValueError, KeyError) as e:
+        err(explain_error(e))
+        return out
+    if config.source == config.target:
+        out.append({"level": "warning", "message": f"Source and target are the same domain ({config.source}): "
+                    "nothing is transferred, so this only measures in-domain accuracy. Pick a different target "
+                    "to see a domain shift."})
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            doms = [load_domain(n, data_dir) for n in (config.source, config.target)]
+            (src, tgt), record = harmonise(doms)
+        for w in caught:
+            if "dropped" in str(w.message) or "classes" in str(w.message):
+                out.append({"level": "warning", "message": str(w.message)[0].upper() + str(w.message)[1:]})
+    except (DataError, UnknownNameError) as e:
+        err(explain_error(e))
+        return out
+    if cls.target_labels != "none":
+        if len(tgt.y_train) == 0 or len(np.unique(tgt.y_train)) == 0:
+            err(f"{config.method} trains on labelled target examples, but the target {config.target!r} has "
+                "no labelled training examples. Pick a method that needs no target labels (e.g. dann).")
+        elif cls.target_labels == "few":
+            try:
+                k_shot_indices(tgt.y_train, int(hp["k"]), config.seed, tgt)
+            except ValueError as e:
+                err(f"{config.method} needs k={int(hp['k'])} labelled target examples per class: {e}.")
+            else:
+                out.append({"level": "info", "message": f"{config.method} uses {int(hp['k'])} labelled target "
+                            "examples per class; the other target labels stay hidden."})
+        if cls.oracle:
+            out.append({"level": "info", "message": f"{config.method} trains on the target's labels: it is an "
+                        "oracle (an upper bound for comparison), not domain adaptation."})
+    return out
+
+
+class Job:
+    """One training run in a background thread; all fields are guarded by ``lock``.
+
+    Attributes
+    ----------
+    id : str
+    config : RunConfig
+    status : str
+        ``starting`` -> ``running`` -> (``stopping``) -> ``completed`` | ``stopped`` | ``failed``.
+    phase : str
+        What the worker is doing, in words (``loading data``, ``training``, ``saving``, ...).
+    step, total : int
+        Optimisation steps done and planned.
+    history : list of dict
+        The loop's per-epoch rows (``epoch``, ``source_acc``, ``target_acc``, ``losses``, ...).
+    result : RunResult or None
+        When finished (``states`` dropped once stored in the knowledge base).
+    error : str
+        A message for people (see :func:`explain_error`); the traceback goes to the log.
+    run_id : str or None
+        Knowledge-base id, known once the run has started.
+    created, started, first_step_at, finished : float
+        ``time.time()`` stamps (seconds); ``started`` is when training began.
+    """
+
+    def __init__(self, config: RunConfig, label: str = ""):
+        self.id = uuid.uuid4().hex[:10]
+        self.config = config
+        self.label = label
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+        self.status, self.phase, self.error = "starting", "loading data", ""
+        self.step, self.total, self.epoch = 0, 0, 0
+        self.history: List[Dict[str, Any]] = []
+        self.last_losses: Dict[str, float] = {}
+        self.result = None
+        self.run_id: Optional[str] = None
+        self.created = time.time()
+        self.started: Optional[float] = None
+        self.first_step_at: Optional[float] = None
+        self.finished: Optional[float] = None
+
+    def _set(self, **kw) -> None:
+        with self.lock:
+            for k, v in kw.items():
+                setattr(self, k, v)
+
+    @property
+    def active(self) -> bool:
+        """Whether the worker is still running."""
+        return self.status in ACTIVE
+
+    def snapshot(self) -> Dict[str, Any]:
+        """A consistent copy of the job's state (plain data, safe to use without the lock).
+
+        Returns
+        -------
+        dict
+            ``id``, ``config`` (dict), ``status``, ``phase``, ``step``, ``total``, ``epoch``,
+            ``epochs``, ``fraction`` (0..1), ``history`` (list copy), ``last_losses``, ``error``,
+            ``run_id``, ``elapsed_s``, ``remaining_s`` (None until estimable), ``created``, ``finished``.
+        """
+        with self.lock:
+            now = self.finished or time.time()
+            elapsed = now - self.created
+            remaining = None
+            if self.started and self.step and self.total and self.active:
+                per_step = (time.time() - self.started) / self.step
+                remaining = per_step * (self.total - self.step)
+            return {"id": self.id, "label": self.label, "config": self.config.to_dict(), "status": self.status,
+                    "phase": self.phase, "step": self.step, "total": self.total, "epoch": self.epoch,
+                    "epochs": self.config.epochs, "fraction": (self.step / self.total) if self.total else 0.0,
+                    "history": [dict(r) for r in self.history], "last_losses": dict(self.last_losses),
+                    "error": self.error, "run_id": self.run_id, "elapsed_s": elapsed, "remaining_s": remaining,
+                    "created": self.created, "finished": self.finished,
+                    "first_update_s": (self.first_step_at - self.created) if self.first_step_at else None}
+
+
+class _JobProgress(Callback):
+    """Copies the loop's progress into the job (under its lock)."""
+
+    def __init__(self, job: Job, recorder=None):
+        self.job, self.recorder = job, recorder
+
+    def on_run_start(self, run) -> None:
+        rid = getattr(self.recorder, "run_id", None) if self.recorder is not None else None
+        self.job._set(status="stopping" if self.job.stop_event.is_set() else "running", phase="training",
+                      total=run.total_steps, started=time.time(), run_id=rid, config=run.config)
+
+    def on_step_end(self, run, step, epoch, losses) -> None:
+        j = self.job
+        with j.lock:
+            j.step, j.epoch, j.last_losses = step, epoch, dict(losses)
+            if j.first_step_at is None:
+                j.first_step_at = time.time()
+            if step % run.steps_per_epoch == 0:
+                j.phase = "evaluating"
+
+    def on_epoch_end(self, run, epoch, metrics) -> None:
+        with self.job.lock:
+            self.job.history.append(dict(metrics))
+            self.job.phase = "training" if epoch < run.config.epochs else "saving"
+
+
+class JobManager:
+    """Process-wide registry of background training jobs (thread-safe).
+
+    Parameters
+    ----------
+    kb : KnowledgeBase, None or False
+        Where runs are recorded. ``None``: a default :class:`lepton.kb.KnowledgeBase` if the
+        package is importable; ``False``: do not record.
+    data_dir : path-like, optional
+        Benchmark data folder passed to :func:`lepton.training.fit`.
+    max_active : int
+        Most runs training at once; :meth:`start` refuses more.
+    fit_fn : callable, optional
+        The training function (default :func:`lepton.training.fit`); tests pass a fake.
+    """
+
+    def __init__(self, kb: Any = None, data_dir=None, max_active: int = 4, fit_fn: Optional[Callable] = None):
+        self._lock = threading.Lock()
+        self._jobs: Dict[str, Job] = {}
+        self.data_dir, self.max_active, self._fit = data_dir, int(max_active), fit_fn
+        self._kb = kb
+        self._kb_ready = kb is not None
+
+    @property
+    def kb(self):
+        """The knowledge base runs are recorded in, or ``None``."""
+        if not self._kb_ready:
+            with self._lock:
+                if not self._kb_ready:
+                    try:
+                        from ..kb import KnowledgeBase
+                        self._kb = KnowledgeBase()
+                    except ImportError:
+                        self._kb = False
+                    self._kb_ready = True
+        return self._kb or None
+
+    def start(self, config: RunConfig, label: str = "") -> str:
+        """Start training ``config`` in a background thread.
+
+        Returns
+        -------
+        str
+            The job id (see :meth:`get`).
+
+        Raises
+        ------
+        ValueError
+            An invalid config (checked before the thread starts), or too many active runs.
+        """
+        config.validate()
+        with self._lock:
+            n = sum(j.active for j in self._jobs.values())
+            if n >= self.max_active:
+                raise ValueError(f"{n} runs are already training; wait for one to finish or stop one")
+            job = Job(config, label)
+            self._jobs[job.id] = job
+        t = threading.Thread(target=self._work, args=(job,), name=f"lepton-job-{job.id}", daemon=True)
+        job.thread = t
+        t.start()
+        return job.id
+
+    def get(self, job_id: str) -> Job:
+        """The job with this id.
+
+        Raises
+        ------
+        KeyError
+            Unknown id.
+        """
+        with self._lock:
+            if job_id not in self._jobs:
+                raise KeyError(f"no job {job_id!r}")
+            return self._jobs[job_id]
+
+    def list(self) -> List[Job]:
+        """All jobs, newest first."""
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
+
+    def active(self) -> List[Job]:
+        """Jobs still running, newest first."""
+        return [j for j in self.list() if j.active]
+
+    def stop(self, job_id: str) -> None:
+        """Ask a job to stop after its current step; it ends as ``stopped`` (and is stored)."""
+        job = self.get(job_id)
+        job.stop_event.set()
+        with job.lock:
+            if job.status in ("starting", "running"):
+                job.status = "stopping"
+
+    def wait(self, job_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Block until the job ends (or ``timeout`` seconds pass); return its snapshot."""
+        job = self.get(job_id)
+        if job.thread is not None:
+            job.thread.join(timeout)
+        return job.snapshot()
+
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job from the registry (its stored run stays in the knowledge base)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and not job.active:
+                del self._jobs[job_id]
+
+    # ----- the worker: never calls the UI -------------------------------------------------------
+    def _work(self, job: Job) -> None:
+        try:
+            from ..data import user_domains
+            kb = self.kb
+            user_domains.load_user_domains(getattr(kb, "home", None))  # uploads of this home, if not yet known
+            fit = self._fit
+            if fit is None:
+                from .loop import fit
+            init_state = None
+            if job.config.init_from:
+                if kb is None:
+                    raise ValueError("init_from names a stored run, but this job manager has no knowledge base")
+                init_state = kb.load_state(job.config.init_from)
+            callbacks: List[Callback] = []
+            recorder = None
+            if kb is not None:
+                from ..kb import KBRecorder
+                recorder = KBRecorder(kb, parent=job.config.init_from)
+                callbacks.append(recorder)
+            callbacks.append(_JobProgress(job, recorder))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = fit(job.config, callbacks, job.stop_event, self.data_dir, init_state)
+            if kb is not None:
+                result.states = {}  # the weights are in the knowledge base; free the memory
+            rid = getattr(recorder, "run_id", None) if recorder is not None else None
+            msg = f"Training failed: {result.error}." if result.status == "failed" else ""
+            job._set(status=result.status, result=result, error=msg, phase="done",
+                     run_id=rid or job.run_id, finished=time.time())
+        except BaseException as e:  # the thread must always end in a final state
+            log.error("lepton job %s failed:\n%s", job.id, traceback.format_exc())
+            job._set(status="failed", error=explain_error(e), phase="done", finished=time.time())
+
+
+def available_devices() -> List[str]:
+    """Device names this machine can train on: ``auto``, ``cpu`` and any CUDA / MPS device."""
+    import torch
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+def format_seconds(s: Optional[float]) -> str:
+    """``"1 min 05 s"``/``"42 s"``/``"-"`` for a duration in seconds."""
+    if s is None or not math.isfinite(s):
+        return "-"
+    s = max(0, int(round(s)))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"

@@ -1,0 +1,106 @@
+"""Domains: what data there is, how each domain looks, how far apart two domains are, and uploads."""
+import pandas as pd
+import streamlit as st
+
+from lepton.data import DataError, download, user_domains
+from ui import charts, images, state, widgets
+
+state.require_app_frame()
+lesson = state.lesson()
+widgets.intro("Domains", "A <b>domain</b> is one distribution of data: the same classes, seen differently "
+              "(rotated, noisy, another dataset). Look at each domain, then compare two of them.")
+
+rows = state.domain_rows()
+overview = pd.DataFrame([{"domain": r["name"], "kind": r["modality"], "ready": "yes" if r["available"] else "files missing",
+                          "description": r["description"]} for r in rows])
+st.dataframe(overview, hide_index=True, key="domain_table", height=38 + 35 * len(overview))
+
+name = st.selectbox("Look at a domain", [r["name"] for r in rows], key="inspect", format_func=state.domain_label)
+row = next(r for r in rows if r["name"] == name)
+if not row["available"]:
+    st.warning(f"**{name}** is a benchmark whose files are not here yet.", icon=":material/download:")
+    for p in row["missing"]:
+        st.code(p, language=None)
+    st.caption("Put the files at the paths above (or set LEPTON_DATA_DIR to a folder that has them), "
+               "or download them from their canonical source.")
+    if st.button(f"Download {name}", key="download", icon=":material/download:"):
+        bar = st.progress(0.0, text="starting download …")
+        report = lambda done, total: bar.progress(min(1.0, done / total) if total else 0.0,  # noqa: E731
+                                                  text=f"{done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
+        try:
+            download.ensure_files(name, state.data_dir(), report)
+        except (DataError, KeyError) as e:
+            st.error(str(e), icon=":material/cloud_off:")
+        else:
+            state.clear_domains()
+            st.rerun()
+else:
+    try:
+        d = state.domain(name)
+    except DataError as e:
+        st.error(str(e))
+        st.stop()
+    m = st.columns(4)
+    m[0].metric("training examples", f"{d.sizes()['train']:,}")
+    m[1].metric("test examples", f"{d.sizes()['test']:,}")
+    m[2].metric("classes", d.n_classes)
+    m[3].metric("input shape", " × ".join(map(str, d.input_shape)))
+    st.caption(f"**Where it comes from:** {d.source or 'not recorded'}")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        images.show_grid(name, caption="Four training examples per class (columns)", per_class=4, tile=48)
+    with right:
+        st.plotly_chart(charts.class_balance(d.class_counts("train")), key="balance")
+
+st.divider()
+st.subheader("How far apart are two domains?")
+st.caption("Shift statistics compare the two domains' raw inputs: the further apart, the harder the transfer.")
+a, b = st.columns(2)
+with a:
+    first = widgets.domain_select("First domain", "shift_a", state.DEFAULT_SOURCE)
+with b:
+    second = widgets.domain_select("Second domain", "shift_b", state.DEFAULT_TARGET)
+try:
+    stats = state.shift_stats(first, second)
+except (DataError, ImportError, ValueError) as e:
+    st.info(f"No shift statistics for this pair: {e}", icon=":material/info:")
+else:
+    m = st.columns(3)
+    m[0].metric("proxy A-distance", f"{stats['proxy_a_distance']:.2f}",
+                help="0: a linear classifier cannot tell the domains apart; 2: it always can (Ben-David et al.).")
+    m[1].metric("MMD (relative)", f"{stats['mmd_relative']:.3f}",
+                help="Squared distance between the domains' mean inputs, divided by their spread.")
+    m[2].metric("class-centroid distance", f"{stats['mean_class_distance']:.2f}",
+                help="Mean distance between the same class's centre in the two domains, in units of spread.")
+    if isinstance(stats.get("per_class"), pd.DataFrame) and not stats["per_class"].empty:
+        st.plotly_chart(charts.class_distance(stats["per_class"]), key="class_distance")
+    st.caption(f"Compared: {stats.get('space', '')}.")
+
+if not lesson:
+    st.divider()
+    st.subheader("Add your own domain")
+    st.caption("A .zip of an image folder laid out `root/<class>/<image>`, or a feature table (.csv/.tsv with a "
+               f"`label` column, .npz, .mat). Up to {user_domains.upload_limit_bytes() / 1e6:.0f} MB; uploads are "
+               "read as data only (no pickles, no links or paths outside the folder).")
+    with st.form("upload_form", clear_on_submit=True):
+        up = st.file_uploader("File", type=["zip", "csv", "tsv", "npz", "mat"], key="upload",
+                              max_upload_size=max(1, round(user_domains.upload_limit_bytes() / 1e6)))
+        c1, c2 = st.columns(2)
+        new_name = c1.text_input("Domain name", key="upload_name", placeholder="e.g. my-photos")
+        label = c2.text_input("Label column (tables, optional)", key="upload_label")
+        submitted = st.form_submit_button("Add domain", icon=":material/upload:")
+    if submitted:
+        if up is None:
+            st.error("Choose a file first.")
+        else:
+            try:
+                with st.spinner("Checking and reading the upload …"):
+                    user_domains.add_user_domain(new_name, up.name, up.getvalue(), label.strip() or None, state.home())
+            except DataError as e:
+                st.error(str(e), icon=":material/block:")
+            else:
+                state.clear_domains()
+                st.session_state["upload_ok"] = new_name.strip()
+                st.rerun()
+    if "upload_ok" in st.session_state:
+        st.success(f"Added **{st.session_state.pop('upload_ok')}**: it is now in every domain picker.")

@@ -1,0 +1,69 @@
+"""Explore: one stored run — accuracy per domain and class, and the map of its feature space."""
+import pandas as pd
+import streamlit as st
+
+from ui import charts, explore, state, widgets
+
+state.require_app_frame()
+lesson = state.lesson()
+widgets.intro("Explore a run", "How well did the model do on each domain, and what does its feature space look "
+              "like? In the map each dot is a test image; when adaptation works, source and target dots mix.")
+
+kb = state.kb()
+runs = explore.finished_runs()
+if kb is None or runs.empty:
+    st.info("No stored runs yet: train one on the **Train** page, then come back.", icon=":material/info:")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+ids = list(runs["run_id"])
+want = st.session_state.get(state.EXPLORE_RUN_KEY)
+run_id = st.selectbox("Run", ids, index=ids.index(want) if want in ids else 0, key="explore_run_pick",
+                      format_func=explore.run_label(runs))
+st.session_state[state.EXPLORE_RUN_KEY] = run_id
+info = explore.run_info(run_id)
+cfg, summary = info["config"], info["summary"]
+
+tab_acc, tab_map = st.tabs([":material/bar_chart: Accuracy", ":material/scatter_plot: Feature map"])
+with tab_acc:
+    figs = explore.accuracy_figures(run_id, explore.baseline_id(cfg, runs))
+    st.plotly_chart(figs["bars"], key="acc_bars")
+    st.caption("**source-only baseline**: a stored source-only run on the same pair (before adaptation). "
+               "**label-free choice**: the epoch picked without target labels. **oracle**: the best epoch by "
+               "target test labels — for comparison only, a deployed model cannot know it.")
+    explore.show_gap(explore.feature_shift(run_id))
+    left, right = st.columns(2)
+    left.plotly_chart(figs["per_class"], key="per_class")
+    if figs["confusion"] is not None:
+        right.plotly_chart(figs["confusion"], key="confusion")
+
+with tab_map:
+    epochs = info.get("feature_epochs") or []
+    if not epochs:
+        st.info("This run stored no feature snapshots, so there is no map.", icon=":material/info:")
+        st.stop()
+    c1, c2, c3 = st.columns([1, 1, 2])
+    color_by = c1.segmented_control("Colour by", ["domain", "class", "correct"], default="domain", key="color_by",
+                                    required=True)
+    method = "umap" if lesson else c2.segmented_control("Projection", ["umap", "pca", "tsne"], default="umap",
+                                                        key="projection", required=True)
+    epoch = c3.select_slider("Epoch (0 = before training)", epochs, value=epochs[-1], key="map_epoch")
+    aligned = len(epochs) > 1 and st.toggle("Aligned frames: fit all epochs together so the layout stays steady "
+                                            "while you step (slower the first time)", key="aligned", value=False)
+    try:
+        df, fig = explore.map_view(run_id, epoch, method, aligned, color_by)
+    except Exception as e:  # noqa: BLE001 - show, never a traceback
+        st.error(f"Cannot draw the map: {e}", icon=":material/error:")
+        st.stop()
+    event = st.plotly_chart(fig, key="map", on_select="rerun", selection_mode=("box", "lasso"))
+    st.caption(f"{len(df):,} test points. Drag a box or lasso around dots to see those images.")
+    rows = charts.selected_rows(event)
+    if rows:
+        sel = df[df["row"].isin(rows)]
+        st.markdown(f"**{len(sel)} selected**")
+        counts = pd.crosstab(sel["domain"], sel["label"].astype(str))
+        st.dataframe(counts, key="sel_counts")
+        for dom_name, part in sel.groupby("domain", sort=False):
+            img = explore.selection_images(cfg, dom_name, part)
+            if img is not None:
+                st.image(img, caption=f"{dom_name}: {min(len(part), 60)} of {len(part)} selected images")

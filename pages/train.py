@@ -1,0 +1,80 @@
+"""Train: pick source and target, a method and its settings, start a run and watch it live."""
+import streamlit as st
+
+from lepton.config import RunConfig
+from lepton.methods import METHODS
+from lepton.training import jobs as core_jobs
+from ui import explore, images, live, state, widgets
+
+state.require_app_frame()
+lesson = state.lesson()
+widgets.intro("Train a model across a domain shift",
+              "A model learns from the labelled <b>source</b> domain and is tested on the <b>target</b> domain, "
+              "whose labels it never sees. Adaptation methods use the unlabelled target images to close the gap. "
+              "Pick two domains, a method, and press <b>Start</b>.")
+
+left, right = st.columns(2, gap="large")
+with left:
+    source = widgets.domain_select("Source domain (labelled)", "source", state.DEFAULT_SOURCE,
+                                   help="The model is trained on these images and their labels.")
+    images.show_grid(source, per_class=2, tile=32)
+with right:
+    target = widgets.domain_select("Target domain (unlabelled)", "target", state.DEFAULT_TARGET,
+                                   help="The model is tested here; only the images (not the labels) are used.")
+    images.show_grid(target, per_class=2, tile=32)
+
+names = METHODS.names()
+c1, c2, c3 = st.columns([2, 1, 1])
+method = c1.selectbox("Method", names, index=names.index(state.DEFAULT_METHOD), key="method", bind="query-params",
+                      help="source-only is the baseline; dann, deep-coral and dan align the domains' features.")
+epochs = c2.number_input("Epochs", 1, 200, 5, key="epochs", bind="query-params",
+                         help="Passes over the source training set.")
+seed = c3.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params",
+                       help="Same seed, same result: share the link to reproduce this experiment.")
+cls = METHODS.get(method)
+st.caption(f"**{method}** — {cls.summary}")
+
+hparams, batch_size, device, select, init_from = {}, 64, "auto", "im", None
+if not lesson:
+    with st.expander("Advanced settings: hyper-parameters, batch size, device, starting weights"):
+        hparams = widgets.hparam_inputs(method, cls)
+        a, b, c = st.columns(3)
+        batch_size = a.number_input("Batch size", 2, 4096, 64, key="batch_size", help="Examples per domain per step.")
+        device = b.selectbox("Device", core_jobs.available_devices(), key="device",
+                             help="auto uses a GPU when there is one.")
+        select = c.selectbox("Label-free checkpoint score", ["im", "snd", "source-acc"], key="select",
+                             help="How the run picks its epoch without target labels.")
+        stored = explore.finished_runs()
+        init_from = st.selectbox("Start from the encoder of a stored run (transfer)", [None] + list(stored.get("run_id", [])),
+                                 key="init_from", format_func=lambda r: "no: fresh random weights" if r is None
+                                 else explore.run_label(stored)(r), help="Reuse features learnt in an earlier run.")
+
+config = RunConfig(source=source, target=target, method=method, hparams=hparams, epochs=int(epochs),
+                   batch_size=int(batch_size), seed=int(seed), device=device, select=select, init_from=init_from)
+blocked = widgets.show_problems(state.check(config.to_json()))
+
+jm = state.jobs()
+job_id = state.current_job_id()
+own_active = job_id is not None and job_id in st.session_state.get("own_jobs", []) and jm.get(job_id).active
+if st.button("Start training", type="primary", icon=":material/play_arrow:", key="start",
+             disabled=blocked or own_active, help="Runs in the background; you can switch pages meanwhile."):
+    try:
+        job_id = jm.start(config)
+    except ValueError as e:
+        st.error(core_jobs.explain_error(e))
+    else:
+        st.session_state[state.JOB_KEY] = job_id
+        st.session_state.setdefault("own_jobs", []).append(job_id)
+        st.rerun()
+
+others = [j for j in jm.active() if j.id != job_id]
+if others:
+    st.caption(f"{len(others)} other run(s) training on this server: "
+               + ", ".join(f"{j.config.method} {j.config.source}→{j.config.target}" for j in others))
+if job_id is not None:
+    st.divider()
+    live.job_panel(job_id)
+    if not jm.get(job_id).active:
+        live.results(job_id)
+st.caption(f"Share this experiment: add `?{'&'.join(f'{k}={v}' for k, v in dict(source=source, target=target, method=method, seed=seed, epochs=epochs).items())}&lesson=1` "
+           "to the page address for a class (lesson mode hides the advanced settings).")

@@ -1,0 +1,87 @@
+"""AppTest of the Domains page: overview, one domain's samples, missing benchmark files, shift statistics, uploads."""
+import io
+import zipfile
+
+import numpy as np
+from app_helpers import no_exception, open_page, texts
+from PIL import Image
+
+
+def image_zip(classes=("0", "1", "2"), n=5) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for j, c in enumerate(classes):
+            for i in range(n):
+                b = io.BytesIO()
+                Image.fromarray((np.random.default_rng(10 * j + i).random((8, 8)) * 255).astype(np.uint8)).save(b, "PNG")
+                zf.writestr(f"mine/{c}/{i}.png", b.getvalue())
+    return buf.getvalue()
+
+
+def test_domains_page_shows_every_domain_and_one_in_detail():
+    at = open_page("domains")
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert {"digits", "digits-rotated", "mnist", "usps"} <= set(table["domain"])
+    assert at.selectbox(key="inspect").value == "digits"
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["training examples"] == "1,257" and labels["classes"] == "10"
+    assert "scikit-learn" in texts(at)  # where the data comes from
+    assert len(at.image) >= 1
+
+
+def test_missing_benchmark_offers_download_and_explains_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEPTON_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("LEPTON_OFFLINE", "1")
+    at = open_page("domains")
+    at.selectbox(key="inspect").select("usps").run()
+    no_exception(at)
+    assert "files are not here yet" in texts(at)
+    assert any("usps.bz2" in c.value for c in at.code)
+    at.button(key="download").click().run()
+    no_exception(at)
+    assert at.error and "usps" in at.error[0].value and "put it in" in at.error[0].value
+
+
+def test_shift_statistics_for_two_domains():
+    at = open_page("domains")
+    no_exception(at)
+    assert at.selectbox(key="shift_a").value == "digits"
+    assert at.selectbox(key="shift_b").value == "digits-rotated"
+    at.selectbox(key="shift_b").select("digits-noisy").run()
+    no_exception(at)
+    import importlib.util
+    if importlib.util.find_spec("lepton.evaluation.shift") is None:
+        assert "No shift statistics" in texts(at)
+    else:
+        assert {"proxy A-distance", "MMD (relative)"} <= {m.label for m in at.metric}
+
+
+def test_upload_a_zip_adds_a_domain_everywhere():
+    at = open_page("domains")
+    at.file_uploader(key="upload").upload("mine.zip", image_zip(), "application/zip")
+    at.text_input(key="upload_name").input("my-upload")
+    at.form_submit_button[0].click().run()
+    no_exception(at)
+    assert "Added **my-upload**" in texts(at)
+    assert "my-upload" in at.selectbox(key="inspect").options
+    at2 = open_page("train")  # another page, another session: the domain is in the pickers
+    assert "my-upload" in at2.selectbox(key="target").options
+
+
+def test_refused_upload_is_explained():
+    at = open_page("domains")
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("../../evil.png", b"x")
+    at.file_uploader(key="upload").upload("evil.zip", bad.getvalue(), "application/zip")
+    at.text_input(key="upload_name").input("evil")
+    at.form_submit_button[0].click().run()
+    no_exception(at)
+    assert at.error and "'..'" in at.error[0].value
+
+
+def test_lesson_mode_hides_uploads():
+    at = open_page("domains", {"lesson": "1"})
+    no_exception(at)
+    assert len(at.file_uploader) == 0

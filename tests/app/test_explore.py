@@ -1,0 +1,51 @@
+"""AppTest of the Explore page: a stored run's accuracy, per-class results, the map and a selection."""
+from app_helpers import no_exception, open_page, texts
+
+
+def test_explore_without_runs_says_what_to_do():
+    at = open_page("explore")
+    no_exception(at)
+    assert "No stored runs yet" in texts(at)
+
+
+def test_explore_shows_accuracy_and_map(kb_home, fast_maps):
+    at = open_page("explore")
+    no_exception(at)
+    runs = at.selectbox(key="explore_run_pick")
+    assert len(runs.options) == 2 and runs.options[0].startswith("dann")  # newest first
+    charts = {c.key for c in at.get("plotly_chart")} if hasattr(at.get("plotly_chart")[0], "key") else set()
+    assert len(at.get("plotly_chart")) >= 4  # bars, per class, confusion, map
+    assert "oracle" in texts(at) and "label-free" in texts(at)
+    assert at.select_slider(key="map_epoch").options == ["0", "1", "2"]
+    del charts
+
+
+def test_colouring_epochs_and_projection_switch(kb_home, fast_maps):
+    at = open_page("explore")
+    for colour in ("class", "correct", "domain"):
+        at.segmented_control(key="color_by").set_value(colour).run()
+        no_exception(at)
+    at.select_slider(key="map_epoch").set_value(0).run()
+    no_exception(at)
+    at.toggle(key="aligned").set_value(False).run()
+    at.segmented_control(key="projection").set_value("pca").run()
+    no_exception(at)
+    assert "PCA of the features at epoch 0" in str(at.get("plotly_chart")[-1].proto)
+
+
+def test_a_map_selection_shows_images_and_counts(kb_home, fast_maps):
+    at = open_page("explore")
+    points = [{"customdata": {"0": i}} for i in (0, 1, 2)] + [{"customdata": [70]}]
+    at.session_state["map"] = {"selection": {"points": points, "point_indices": [0, 1, 2, 3], "box": [], "lasso": []}}
+    at.run()
+    no_exception(at)
+    assert "4 selected" in texts(at)
+    assert len(at.image) >= 1  # the selected images
+    counts = at.dataframe(key="sel_counts").value if False else at.dataframe[0].value
+    assert counts.to_numpy().sum() == 4
+
+
+def test_lesson_mode_keeps_umap_only(kb_home, fast_maps):
+    at = open_page("explore", {"lesson": "1"})
+    no_exception(at)
+    assert not [s for s in at.segmented_control if s.key == "projection"]

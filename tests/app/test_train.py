@@ -1,0 +1,127 @@
+"""AppTest of the Train page: pickers, URL state, checks, start/stop of a background job, errors."""
+from app_helpers import fake_fit, no_exception, open_page, texts, wait_for
+
+from lepton.data import DataError
+from lepton.training.jobs import JobManager
+
+
+def test_train_page_renders_with_defaults(fake_jobs):
+    at = open_page("train")
+    no_exception(at)
+    assert at.selectbox(key="source").value == "digits"
+    assert at.selectbox(key="target").value == "digits-rotated"
+    assert at.selectbox(key="method").value == "dann"
+    assert at.number_input(key="epochs").value == 5
+    assert not at.button(key="start").disabled
+    assert len(at.image) == 2  # source and target thumbnails
+
+
+def test_url_query_string_sets_the_experiment(fake_jobs):
+    at = open_page("train", {"source": "digits-noisy", "target": "digits-blurred", "method": "deep-coral",
+                             "seed": "7", "epochs": "3"})
+    no_exception(at)
+    assert at.selectbox(key="source").value == "digits-noisy"
+    assert at.selectbox(key="target").value == "digits-blurred"
+    assert at.selectbox(key="method").value == "deep-coral"
+    assert at.number_input(key="seed").value == 7 and at.number_input(key="epochs").value == 3
+    at.selectbox(key="method").select("dan").run()
+    assert at.selectbox(key="method").value == "dan"  # (the browser writes the URL; see test_browser)
+
+
+def test_hyper_parameter_widgets_follow_the_method(fake_jobs):
+    at = open_page("train")
+    keys = {w.key for w in at.number_input} | {w.key for w in at.toggle}
+    assert {"hp_dann_trade_off", "hp_dann_gamma", "hp_dann_lr", "hp_dann_lr_anneal"} <= keys
+    help_texts = [w.help for w in at.number_input if w.key == "hp_dann_gamma"]
+    assert help_texts and "lambda" in help_texts[0]
+    at.selectbox(key="method").select("self-training").run()
+    no_exception(at)
+    assert at.selectbox(key="hp_self-training_align").value == "none"
+
+
+def test_lesson_mode_hides_advanced_controls(fake_jobs):
+    at = open_page("train", {"lesson": "1"})
+    no_exception(at)
+    assert len(at.expander) == 0
+    assert not [w for w in at.number_input if w.key.startswith("hp_")]
+    assert at.selectbox(key="source").value == "digits"  # the basic choices stay
+
+
+def test_same_domain_is_explained(fake_jobs):
+    at = open_page("train")
+    at.selectbox(key="target").select("digits").run()
+    no_exception(at)
+    assert "same domain" in texts(at)
+
+
+def test_too_few_target_labels_blocks_start(fake_jobs):
+    at = open_page("train", {"method": "finetune"})
+    at.number_input(key="hp_finetune_k").set_value(1000).run()
+    no_exception(at)
+    assert "labelled target examples per class" in texts(at)
+    assert at.button(key="start").disabled
+
+
+def test_start_shows_progress_then_results(fake_jobs):
+    at = open_page("train", {"epochs": "2"})
+    at.button(key="start").click().run()
+    no_exception(at)
+    jm = fake_jobs["jm"]
+    (job,) = jm.list()
+    assert job.config.method == "dann" and job.config.epochs == 2
+    assert wait_for(lambda: not job.active, 30)
+    at.run()
+    no_exception(at)
+    assert "completed after 2 of 2 epochs" in texts(at) or any(
+        "completed after 2 of 2" in (p.proto.text or "") for p in at.get("progress"))
+    assert len(at.get("plotly_chart")) >= 3  # live accuracy, live losses, result bars
+
+
+def test_a_new_session_finds_the_running_job_and_can_stop_it(fake_jobs):
+    from lepton.config import RunConfig
+    jm = JobManager(kb=False, fit_fn=fake_fit(step_s=0.05))
+    fake_jobs["jm"] = jm
+    jid = jm.start(RunConfig("digits", "digits-inverted", "dann", epochs=100))
+    at = open_page("train")  # a reload / second tab: a new session
+    no_exception(at)
+    assert "digits-inverted" in texts(at)
+    at.button(key="stop_job").click().run()
+    assert jm.wait(jid, 30)["status"] == "stopped"
+    at.run()
+    no_exception(at)
+
+
+def test_worker_errors_show_as_messages_not_tracebacks(fake_jobs):
+    fake_jobs["jm"] = JobManager(kb=False, fit_fn=fake_fit(raise_exc=DataError("missing usps.bz2: put it in /x")))
+    at = open_page("train")
+    at.button(key="start").click().run()
+    (job,) = fake_jobs["jm"].list()
+    assert wait_for(lambda: not job.active, 30)
+    at.run()
+    no_exception(at)
+    assert any("Missing usps.bz2" in e.value for e in at.error)
+
+
+def test_transfer_from_a_stored_encoder_is_offered(kb_home, fake_jobs):
+    at = open_page("train")
+    no_exception(at)
+    pick = at.selectbox(key="init_from")
+    assert pick.options[0].startswith("no:") and len(pick.options) == 3
+    from lepton.kb import KnowledgeBase
+    run_id = KnowledgeBase(kb_home).list_runs()["run_id"][0]
+    pick.set_value(run_id).run()  # AppTest takes the value itself (the label is formatted from it)
+    at.button(key="start").click().run()
+    (job,) = fake_jobs["jm"].list()
+    assert job.config.init_from == run_id
+
+
+def test_every_registered_method_gets_its_form(fake_jobs):
+    """Loops over the registry: a new method is tested the moment it is registered."""
+    from lepton.methods import METHODS
+    at = open_page("train")
+    for name in METHODS.names():
+        at.selectbox(key="method").select(name).run()
+        no_exception(at)
+        shown = {w.key for kind in (at.number_input, at.toggle, at.selectbox) for w in kind}
+        expected = {f"hp_{name}_{h}" for h in METHODS.get(name).all_hparams()}
+        assert expected <= shown, (name, expected - shown)

@@ -1,0 +1,256 @@
+"""Background jobs (lepton.training.jobs): lifecycle, stop, errors, concurrency, recording, pre-flight checks."""
+import subprocess
+import sys
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from lepton.config import RunConfig
+from lepton.data import DataError
+from lepton.training.jobs import JobManager, check_config, explain_error, format_seconds
+from lepton.training.loop import RunResult
+
+CFG = RunConfig("digits", "digits-rotated", "dann", epochs=3, batch_size=128)
+
+
+def fake_fit(steps_per_epoch=4, step_s=0.01, fail_at=None, raise_exc=None):
+    """A stand-in for lepton.training.fit that drives the callbacks like the real loop."""
+
+    def fit(config, callbacks=(), stop_event=None, data_dir=None, init_state=None):
+        if raise_exc is not None:
+            raise raise_exc
+        run = SimpleNamespace(config=config, total_steps=steps_per_epoch * config.epochs,
+                              steps_per_epoch=steps_per_epoch, history=[])
+        for cb in callbacks:
+            cb.on_run_start(run)
+        status, step = "completed", 0
+        for epoch in range(1, config.epochs + 1):
+            for _ in range(steps_per_epoch):
+                if stop_event is not None and stop_event.is_set():
+                    status = "stopped"
+                    break
+                step += 1
+                time.sleep(step_s)
+                if fail_at == step:
+                    return RunResult(config, "failed", "loss 'cls' became nan at step 3", run.history)
+                for cb in callbacks:
+                    cb.on_step_end(run, step, epoch, {"cls": 1.0 / step})
+            if status == "stopped":
+                break
+            row = {"epoch": epoch, "source_acc": 0.5 + 0.1 * epoch, "target_acc": 0.3 + 0.1 * epoch,
+                   "losses": {"cls": 1.0 / epoch}}
+            run.history.append(row)
+            for cb in callbacks:
+                cb.on_epoch_end(run, epoch, row)
+        result = RunResult(config, status, "", run.history)
+        for cb in callbacks:
+            cb.on_run_end(run, result)
+        return result
+
+    return fit
+
+
+def test_job_runs_to_completion_and_reports_progress():
+    jm = JobManager(kb=False, fit_fn=fake_fit())
+    jid = jm.start(CFG)
+    snap = jm.wait(jid, timeout=10)
+    assert snap["status"] == "completed" and not snap["error"]
+    assert snap["step"] == snap["total"] == 12 and snap["fraction"] == 1.0
+    assert [r["epoch"] for r in snap["history"]] == [1, 2, 3]
+    assert snap["first_update_s"] is not None and snap["elapsed_s"] >= 0
+    assert jm.get(jid).result.status == "completed"
+
+
+def test_snapshot_is_a_copy():
+    jm = JobManager(kb=False, fit_fn=fake_fit())
+    jid = jm.start(CFG)
+    jm.wait(jid, timeout=10)
+    snap = jm.get(jid).snapshot()
+    snap["history"].clear()
+    assert len(jm.get(jid).snapshot()["history"]) == 3
+
+
+def test_stop_ends_the_job_as_stopped():
+    jm = JobManager(kb=False, fit_fn=fake_fit(step_s=0.05))
+    jid = jm.start(RunConfig("digits", "digits-rotated", "dann", epochs=50))
+    while jm.get(jid).snapshot()["step"] < 2:
+        time.sleep(0.01)
+    jm.stop(jid)
+    snap = jm.wait(jid, timeout=10)
+    assert snap["status"] == "stopped"
+    assert snap["step"] < snap["total"]
+
+
+def test_failed_run_has_a_message_not_a_traceback():
+    jm = JobManager(kb=False, fit_fn=fake_fit(fail_at=3))
+    snap = jm.wait(jm.start(CFG), timeout=10)
+    assert snap["status"] == "failed"
+    assert "nan" in snap["error"] and "Traceback" not in snap["error"]
+
+
+@pytest.mark.parametrize("exc, words", [
+    (DataError("missing usps.bz2 for domain usps: download it from X and put it in Y"), "Missing usps.bz2"),
+    (ValueError("hyper-parameter lr=5 is out of range [1e-06, 1]"), "Invalid setting"),
+    (MemoryError(), "out of memory"),
+    (RuntimeError("boom"), "unexpected error"),
+])
+def test_exceptions_in_the_worker_become_explanations(exc, words):
+    jm = JobManager(kb=False, fit_fn=fake_fit(raise_exc=exc))
+    snap = jm.wait(jm.start(CFG), timeout=10)
+    assert snap["status"] == "failed"
+    assert words in snap["error"]
+    assert words in explain_error(exc)
+
+
+def test_two_jobs_at_once_and_the_limit():
+    jm = JobManager(kb=False, fit_fn=fake_fit(step_s=0.05), max_active=2)
+    long = RunConfig("digits", "digits-rotated", "dann", epochs=40)
+    a, b = jm.start(long), jm.start(long)
+    assert a != b and {j.id for j in jm.active()} == {a, b}
+    with pytest.raises(ValueError, match="already training"):
+        jm.start(long)
+    for j in (a, b):
+        jm.stop(j)
+    assert jm.wait(a, 10)["status"] == jm.wait(b, 10)["status"] == "stopped"
+    assert [j.id for j in jm.list()] == [b, a]  # newest first
+    jm.forget(a)
+    assert [j.id for j in jm.list()] == [b]
+
+
+def test_start_rejects_an_invalid_config_synchronously():
+    jm = JobManager(kb=False, fit_fn=fake_fit())
+    with pytest.raises(ValueError, match="epochs"):
+        jm.start(RunConfig("digits", "digits-rotated", "dann", epochs=0))
+    assert jm.list() == []
+
+
+def test_job_registry_is_thread_safe():
+    jm = JobManager(kb=False, fit_fn=fake_fit(steps_per_epoch=2, step_s=0.001), max_active=100)
+    ids, lock = [], threading.Lock()
+
+    def go():
+        for _ in range(5):
+            jid = jm.start(RunConfig("digits", "digits-rotated", "dann", epochs=1))
+            with lock:
+                ids.append(jid)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(set(ids)) == 20
+    assert all(jm.wait(j, 10)["status"] == "completed" for j in ids)
+
+
+def test_real_run_is_recorded_in_the_knowledge_base(tmp_path):
+    kb_mod = pytest.importorskip("lepton.kb")
+    kb = kb_mod.KnowledgeBase(tmp_path / "home")
+    jm = JobManager(kb=kb)
+    t0 = time.time()
+    jid = jm.start(RunConfig("digits", "digits-rotated", "source-only", epochs=1, batch_size=128, eval_cap=200))
+    snap = jm.wait(jid, timeout=300)
+    assert snap["status"] == "completed", snap["error"]
+    assert snap["run_id"] and time.time() - t0 < 300
+    runs = kb.list_runs()
+    row = runs[runs.run_id == snap["run_id"]].iloc[0]
+    assert row["status"] == "completed" and np.isfinite(row["target_acc"])
+    assert jm.get(jid).result.states == {}  # weights live in the knowledge base, not in memory twice
+
+
+def test_real_run_stopped_is_stored_as_stopped(tmp_path):
+    kb_mod = pytest.importorskip("lepton.kb")
+    kb = kb_mod.KnowledgeBase(tmp_path / "home")
+    jm = JobManager(kb=kb)
+    jid = jm.start(RunConfig("digits", "digits-rotated", "dann", epochs=200, batch_size=32, eval_cap=200))
+    deadline = time.time() + 120
+    while jm.get(jid).snapshot()["step"] < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    jm.stop(jid)
+    snap = jm.wait(jid, timeout=120)
+    assert snap["status"] == "stopped"
+    runs = kb.list_runs()
+    assert runs[runs.run_id == snap["run_id"]].iloc[0]["status"] == "stopped"
+
+
+# ----------------------------------------------------------------------------- pre-flight checks
+
+def levels(problems):
+    return [p["level"] for p in problems]
+
+
+def test_check_config_accepts_a_good_choice():
+    assert "error" not in levels(check_config(CFG))
+
+
+def test_check_config_explains_same_domain():
+    probs = check_config(RunConfig("digits", "digits", "dann"))
+    assert "warning" in levels(probs) and "same domain" in probs[0]["message"]
+
+
+def test_check_config_explains_no_shared_classes(tmp_path):
+    from PIL import Image
+
+    from lepton.data.custom import register_custom
+    for cls in ("cat", "dog"):
+        (tmp_path / "pets" / cls).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray((np.random.default_rng(i).random((8, 8)) * 255).astype(np.uint8)).save(
+                tmp_path / "pets" / cls / f"{i}.png")
+    register_custom("pets-test", tmp_path / "pets")
+    probs = check_config(RunConfig("digits", "pets-test", "dann"))
+    assert levels(probs) == ["error"] and "no classes are shared" in probs[0]["message"].lower()
+
+
+def test_check_config_explains_missing_target_labels_for_finetune():
+    probs = check_config(RunConfig("digits", "digits-rotated", "finetune", hparams={"k": 1000}))
+    assert "error" in levels(probs)
+    assert "labelled target examples per class" in probs[-1]["message"]
+
+
+def test_check_config_marks_the_oracle():
+    probs = check_config(RunConfig("digits", "digits-rotated", "target-only"))
+    assert levels(probs) == ["info"] and "oracle" in probs[0]["message"]
+
+
+@pytest.mark.parametrize("cfg, words", [
+    (RunConfig("digits", "digits-rotated", "dann", hparams={"lr": 50.0}), "lr"),
+    (RunConfig("digits", "digits-rotated", "no-such-method"), "unknown method"),
+    (RunConfig("digits", "no-such-domain", "dann"), "unknown domain"),
+    (RunConfig("digits", "digits-rotated", "dann", device="cuda:7"), "cuda"),
+])
+def test_check_config_explains_bad_settings(cfg, words):
+    probs = check_config(cfg)
+    if cfg.device == "cuda:7" and not probs:
+        pytest.skip("this machine has 8 GPUs")
+    assert levels(probs) == ["error"] and words in probs[0]["message"].lower()
+
+
+def test_format_seconds():
+    assert format_seconds(None) == "-"
+    assert format_seconds(42.4) == "42 s"
+    assert format_seconds(65) == "1 min 05 s"
+
+
+def test_jobs_module_does_not_import_streamlit():
+    code = "import sys, lepton.training.jobs, lepton.data.user_domains; assert 'streamlit' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_init_from_without_a_knowledge_base_is_explained():
+    jm = JobManager(kb=False, fit_fn=fake_fit())
+    snap = jm.wait(jm.start(RunConfig("digits", "digits-rotated", "dann", epochs=1, init_from="20260101-x")), 10)
+    assert snap["status"] == "failed" and "knowledge base" in snap["error"]
+
+
+def test_init_from_a_stored_run_reuses_its_encoder(tmp_path):
+    kb_mod = pytest.importorskip("lepton.kb")
+    kb = kb_mod.KnowledgeBase(tmp_path / "home")
+    jm = JobManager(kb=kb)
+    first = jm.wait(jm.start(RunConfig("digits", "digits-rotated", "source-only", epochs=1, eval_cap=200)), 300)
+    second = jm.wait(jm.start(RunConfig("digits", "digits-rotated", "dann", epochs=1, eval_cap=200,
+                                        init_from=first["run_id"])), 300)
+    assert second["status"] == "completed", second["error"]
+    runs = kb.list_runs().set_index("run_id")
+    assert runs.loc[second["run_id"], "parent"] == first["run_id"]

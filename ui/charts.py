@@ -1,0 +1,192 @@
+"""Plotly figures for the pages. Source is always blue and target always orange, on every page."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+SOURCE, TARGET, EXTRA = "#2563eb", "#ea580c", "#16a34a"
+ROLE_COLORS = {"source": SOURCE, "target": TARGET, "eval": EXTRA}
+CORRECT_COLORS = {"correct": "#16a34a", "wrong": "#dc2626"}
+CHECKPOINT_NAMES = {"selected": "label-free choice", "last": "last epoch", "oracle": "oracle (uses target labels)"}
+WEBGL_ABOVE = 1000  # points; plotly's own threshold for scattergl
+
+
+def _layout(fig: go.Figure, title: str = "", height: int = 320, **kw) -> go.Figure:
+    fig.update_layout(title=dict(text=title, font=dict(size=15)), height=height,
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0), **kw)
+    return fig
+
+
+def history_frame(history: Sequence[dict]) -> pd.DataFrame:
+    """Flatten per-epoch rows (``epoch``, ``source_acc``, ``target_acc``, ``losses{}``) into a table."""
+    rows = []
+    for h in history:
+        r = {"epoch": h.get("epoch"), "source": h.get("source_acc"), "target": h.get("target_acc")}
+        r.update({f"loss:{k}": v for k, v in (h.get("losses") or {}).items()})
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def accuracy_curves(history: Sequence[dict], epochs: Optional[int] = None, title: str = "Accuracy per epoch") -> go.Figure:
+    """Source and target test accuracy per epoch."""
+    df = history_frame(history)
+    fig = go.Figure()
+    for col, color in (("source", SOURCE), ("target", TARGET)):
+        if col in df:
+            fig.add_trace(go.Scatter(x=df["epoch"], y=df[col], name=f"{col} accuracy", mode="lines+markers",
+                                     line=dict(color=color, width=3)))
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", title=None)
+    fig.update_xaxes(title=None, dtick=1, range=[0.8, max(epochs or 1, len(df)) + 0.2] if len(df) else None)
+    return _layout(fig, title)
+
+
+def loss_curves(history: Sequence[dict], title: str = "Losses per epoch (mean over steps)") -> go.Figure:
+    """Each loss the method reports, per epoch."""
+    df = history_frame(history)
+    fig = go.Figure()
+    for col in [c for c in df.columns if c.startswith("loss:")]:
+        fig.add_trace(go.Scatter(x=df["epoch"], y=df[col], name=col[5:], mode="lines+markers"))
+    fig.update_xaxes(title=None, dtick=1)
+    return _layout(fig, title)
+
+
+def accuracy_bars(table: List[dict]) -> go.Figure:
+    """Per-domain test accuracy: source and target; the target at each checkpoint (label-free vs oracle)."""
+    df = pd.DataFrame(table)
+    if df.empty:
+        return _layout(go.Figure(), "No accuracy recorded")
+    df["checkpoint"] = df["checkpoint"].map(lambda c: CHECKPOINT_NAMES.get(c, c))
+    df["bar"] = df["role"] + ": " + df["domain"]
+    fig = px.bar(df, x="bar", y="accuracy", color="checkpoint", barmode="group", text_auto=".1%",
+                 color_discrete_sequence=["#1e3a8a", "#94a3b8", "#a855f7"],
+                 hover_data={"n": True, "domain": True, "bar": False})
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title=None)
+    fig.update_xaxes(title=None)
+    return _layout(fig, "Test accuracy per domain", height=340)
+
+
+def before_after(history: Sequence[dict], checkpoints: Dict[str, dict]) -> pd.DataFrame:
+    """Accuracy after the first epoch vs the chosen checkpoints, for source and target."""
+    if not history:
+        return pd.DataFrame()
+    first = history[0]
+    rows = [{"": "after epoch 1", "source": first.get("source_acc"), "target": first.get("target_acc")}]
+    for k in ("selected", "last", "oracle"):
+        c = checkpoints.get(k)
+        if c:
+            rows.append({"": f"{CHECKPOINT_NAMES[k]} (epoch {c['epoch']})", "source": c.get("source_acc"),
+                         "target": c.get("target_acc")})
+    return pd.DataFrame(rows).set_index("")
+
+
+def per_class_bars(per_class: List[dict]) -> go.Figure:
+    df = pd.DataFrame(per_class)
+    if df.empty:
+        return _layout(go.Figure(), "No per-class accuracy")
+    fig = px.bar(df, x="class", y="accuracy", text_auto=".0%", hover_data=["n"], color_discrete_sequence=[TARGET])
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title=None)
+    fig.update_xaxes(type="category")
+    return _layout(fig, "Target accuracy per class")
+
+
+def confusion_heatmap(confusion: List[List[int]], class_names: Sequence[str]) -> go.Figure:
+    names = [str(c) for c in class_names][:len(confusion)]
+    fig = px.imshow(confusion, x=names, y=names, text_auto=True, color_continuous_scale="Oranges",
+                    labels=dict(x="predicted", y="true", color="count"), aspect="auto")
+    fig.update_xaxes(type="category", side="bottom")
+    fig.update_yaxes(type="category")
+    return _layout(fig, "Target confusion matrix", height=380, coloraxis_showscale=False)
+
+
+def feature_map(df: pd.DataFrame, color_by: str, title: str = "", height: int = 520) -> go.Figure:
+    """Scatter of a projection (``x``, ``y``, ``domain``, ``label``, ``pred``, ``correct``, ``row``).
+
+    Row ids travel in ``custom_data`` (selections map back through them); WebGL above ~1,000 points.
+    """
+    df = df.copy()
+    df["label"] = df["label"].astype(str)
+    df["pred"] = df["pred"].astype(str)
+    df["result"] = df["correct"].map({True: "correct", False: "wrong"})
+    color = {"domain": "domain", "class": "label", "correct": "result"}[color_by]
+    cmap = CORRECT_COLORS if color_by == "correct" else None
+    if color_by == "domain":
+        doms = list(dict.fromkeys(df["domain"]))
+        cmap = {d: c for d, c in zip(doms, [SOURCE, TARGET, EXTRA, "#9333ea", "#0891b2"])}
+    fig = px.scatter(df, x="x", y="y", color=color, custom_data=["row"], color_discrete_map=cmap,
+                     category_orders={"label": sorted(df["label"].unique(), key=_natural)},
+                     render_mode="webgl" if len(df) > WEBGL_ABOVE else "svg",
+                     hover_data={"x": False, "y": False, "domain": True, "label": True, "pred": True, "row": False})
+    fig.update_traces(marker=dict(size=6 if len(df) < 3000 else 4, opacity=0.8))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig = _layout(fig, title, height=height, dragmode="lasso", legend_title_text="", plot_bgcolor="#fafafa")
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+                      margin=dict(t=60))
+    return fig
+
+
+def _natural(s: str):
+    return (0, int(s)) if s.lstrip("-").isdigit() else (1, s)
+
+
+def selected_rows(event) -> List[int]:
+    """Row ids of a plotly selection event (``customdata`` may be a list or a dict ``{"0": id}``)."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return []
+    out = []
+    for p in points:
+        cd = p.get("customdata") if isinstance(p, dict) else None
+        if cd is None:
+            continue
+        v = list(cd.values())[0] if isinstance(cd, dict) else (cd[0] if isinstance(cd, (list, tuple)) else cd)
+        out.append(int(v))
+    return sorted(set(out))
+
+
+def overlay_curves(curves: Dict[str, Sequence[dict]]) -> go.Figure:
+    """Target (solid) and source (dotted) accuracy of several runs, one colour per run."""
+    fig = go.Figure()
+    palette = px.colors.qualitative.Bold
+    for i, (name, hist) in enumerate(curves.items()):
+        df = history_frame(hist)
+        if df.empty:
+            continue
+        c = palette[i % len(palette)]
+        fig.add_trace(go.Scatter(x=df["epoch"], y=df["target"], name=f"{name} target", line=dict(color=c, width=3)))
+        fig.add_trace(go.Scatter(x=df["epoch"], y=df["source"], name=f"{name} source",
+                                 line=dict(color=c, dash="dot"), opacity=0.7))
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    fig.update_xaxes(title=None, dtick=1)
+    return _layout(fig, "Accuracy per epoch (solid: target, dotted: source)", height=380)
+
+
+def transfer_matrix(runs: pd.DataFrame) -> go.Figure:
+    """Heatmap source x target -> best stored target accuracy (label-free checkpoint)."""
+    df = runs.dropna(subset=["target_acc"])
+    piv = df.pivot_table(index="source", columns="target", values="target_acc", aggfunc="max")
+    fig = px.imshow(piv, text_auto=".0%", color_continuous_scale="Blues", zmin=0, zmax=1, aspect="auto",
+                    labels=dict(x="target", y="source", color="target acc"))
+    return _layout(fig, "Transfer matrix: best target accuracy per source -> target", height=360)
+
+
+def class_balance(counts: Dict[str, int], title: str = "Examples per class (train)") -> go.Figure:
+    df = pd.DataFrame({"class": list(counts), "n": list(counts.values())})
+    fig = px.bar(df, x="class", y="n", text_auto=True, color_discrete_sequence=["#475569"])
+    fig.update_xaxes(type="category", title=None)
+    fig.update_yaxes(title=None)
+    return _layout(fig, title, height=260)
+
+
+def class_distance(per_class: pd.DataFrame) -> go.Figure:
+    """Per-class centroid distance between two domains (``class``, ``distance_relative``)."""
+    col = "distance_relative" if "distance_relative" in per_class else per_class.columns[-1]
+    fig = px.bar(per_class, x="class", y=col, color_discrete_sequence=[TARGET], text_auto=".2f")
+    fig.update_xaxes(type="category", title=None)
+    fig.update_yaxes(title="distance / spread")
+    return _layout(fig, "How far each class moved between the two domains", height=260)

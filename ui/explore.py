@@ -1,0 +1,168 @@
+"""Cached reads of the knowledge base for the Explore and Runs pages (thin wrappers over lepton.kb)."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from . import charts, images, state
+
+FINISHED = ("completed", "stopped")
+
+
+def all_runs() -> pd.DataFrame:
+    """``kb.list_runs()`` (never cached: runs appear while you watch)."""
+    kb = state.kb()
+    return kb.list_runs() if kb is not None else pd.DataFrame()
+
+
+def short(run_id: str) -> str:
+    """The distinctive tail of a run id (ids start with the date)."""
+    return str(run_id)[-6:]
+
+
+def finished_runs() -> pd.DataFrame:
+    """Completed or stopped runs, newest first."""
+    df = all_runs()
+    return df[df["status"].isin(FINISHED)].reset_index(drop=True) if not df.empty else df
+
+
+def run_label(runs: pd.DataFrame) -> Callable[[str], str]:
+    """``format_func`` for a run picker: method, domains, target accuracy, date."""
+    by_id = runs.set_index("run_id").to_dict("index")
+
+    def fmt(rid: str) -> str:
+        r = by_id.get(rid, {})
+        acc = r.get("target_acc")
+        acc = "" if acc is None or (isinstance(acc, float) and math.isnan(acc)) else f" · target {100 * acc:.1f}%"
+        when = str(r.get("created", ""))[:16].replace("T", " ")
+        return f"{r.get('method')}: {r.get('source')} → {r.get('target')}{acc} · {when} · {short(rid)}"
+    return fmt
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=600)
+def run_info(run_id: str) -> Dict:
+    """``kb.get_run(run_id)`` without the folder path (cached; a finished run does not change)."""
+    info = dict(state.kb().get_run(run_id))
+    info["run_dir"] = str(info.get("run_dir", ""))
+    return info
+
+
+def baseline_id(cfg: Dict, runs: pd.DataFrame) -> Optional[str]:
+    """The newest stored source-only run on the same source -> target pair ("before adaptation")."""
+    if cfg.get("method") == "source-only" or runs.empty:
+        return None
+    base = runs[(runs["method"] == "source-only") & (runs["source"] == cfg.get("source"))
+                & (runs["target"] == cfg.get("target"))]
+    return None if base.empty else str(base.iloc[0]["run_id"])
+
+
+def stage_table(info: Dict, baseline: Optional[Dict]) -> List[dict]:
+    """The run's accuracy table plus the baseline run's selected accuracies, if any."""
+    table = [dict(r) for r in info["summary"].get("table", [])]
+    if baseline is not None:
+        for r in baseline["summary"].get("table", []):
+            if r["checkpoint"] == "selected" and r["role"] in ("source", "target"):
+                table.append({**r, "checkpoint": "source-only baseline"})
+    order = {"source-only baseline": 0, "selected": 1, "last": 2, "oracle": 3}
+    return sorted(table, key=lambda r: (r["role"] != "source", order.get(r["checkpoint"], 9)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def accuracy_figures(run_id: str, baseline: Optional[str]) -> Dict:
+    """Figures of the Accuracy tab (built once per run: a rerun only re-sends them)."""
+    info = run_info(run_id)
+    summary = info["summary"]
+    names = info.get("class_names") or [r["class"] for r in summary.get("per_class", [])]
+    return {"bars": charts.accuracy_bars(stage_table(info, run_info(baseline) if baseline else None)),
+            "per_class": charts.per_class_bars(summary.get("per_class", [])),
+            "confusion": charts.confusion_heatmap(summary["confusion"], names) if summary.get("confusion") else None}
+
+
+def show_gap(gap: Optional[Dict]) -> None:
+    """Metrics of the domain gap in the features, before -> after training (lower is better aligned)."""
+    if not gap:
+        return
+    b, a = gap["before"], gap["after"]
+    st.markdown(f"**Domain gap in the model's features** (epoch {b['epoch']} → epoch {a['epoch']})")
+    cols = st.columns(3)
+    for col, (key, label, fmt, hlp) in zip(cols, [
+            ("proxy_a_distance", "proxy A-distance", ".2f", "0: the domains' features are indistinguishable; 2: fully separable."),
+            ("mmd_relative", "MMD (relative)", ".3f", "Distance between the domains' mean features, divided by their spread."),
+            ("mean_class_distance", "class-centroid distance", ".2f", "Mean distance between a class's centres in the two domains.")]):
+        col.metric(label, format(a[key], fmt), format(a[key] - b[key], "+" + fmt), delta_color="inverse", help=hlp)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def feature_shift(run_id: str) -> Optional[Dict]:
+    """:func:`lepton.evaluation.shift.shift_statistics` (before vs after training), or ``None`` if unavailable."""
+    try:
+        from lepton.evaluation import shift
+        out = shift.shift_statistics(state.kb(), run_id)
+    except Exception:  # noqa: BLE001 - no snapshots, too few points: the page simply leaves it out
+        return None
+    out.pop("per_class", None)
+    return out
+
+
+@st.cache_data(show_spinner="Computing the map … (the first UMAP in a server takes longest)", max_entries=32)
+def _aligned(run_id: str, method: str) -> pd.DataFrame:
+    from lepton.evaluation import projection
+    return _clean(projection.aligned_maps(state.kb(), run_id, method=method))
+
+
+@st.cache_data(show_spinner="Computing the map …", max_entries=64)
+def _single(run_id: str, epoch: int, method: str) -> pd.DataFrame:
+    from lepton.evaluation import projection
+    return _clean(projection.compute_map(state.kb(), run_id, epoch=epoch, method=method))
+
+
+def map_frame(run_id: str, epoch: int, method: str, aligned: bool) -> Tuple[pd.DataFrame, Optional[tuple]]:
+    """The map at one epoch; with ``aligned`` one frame of the aligned maps and fixed axis ranges."""
+    if not aligned:
+        return _single(run_id, int(epoch), method), None
+    df = _aligned(run_id, method)
+    pad = lambda s: (float(s.min()) - 0.05 * float(np.ptp(s)), float(s.max()) + 0.05 * float(np.ptp(s)))  # noqa: E731
+    return df[df["epoch"] == int(epoch)].reset_index(drop=True), (pad(df["x"]), pad(df["y"]))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def map_view(run_id: str, epoch: int, method: str, aligned: bool, color_by: str):
+    """``(points, figure)`` of the map (shared, read-only: the page only filters the points)."""
+    df, ranges = map_frame(run_id, epoch, method, aligned)
+    fig = charts.feature_map(df, color_by, title=f"{method.upper()} of the features at epoch {epoch}")
+    if ranges:
+        fig.update_xaxes(range=ranges[0]).update_yaxes(range=ranges[1])
+    return df, fig
+
+
+def _clean(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for c in ("domain", "label", "pred"):
+        df[c] = df[c].astype(str)
+    df["correct"] = df["correct"].astype(bool)
+    return df
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def harmonised(source: str, target: str):
+    """The pair exactly as training saw it (:func:`lepton.data.pairing.harmonise`)."""
+    from lepton.data.pairing import harmonise
+    doms, _ = harmonise([state.domain(source), state.domain(target)])
+    return doms
+
+
+def selection_images(cfg: Dict, domain_name: str, part: pd.DataFrame) -> Optional[np.ndarray]:
+    """A mosaic of the selected test images of one domain (``index`` = row of its harmonised test split)."""
+    try:
+        doms = harmonised(cfg["source"], cfg["target"])
+    except Exception:  # noqa: BLE001 - the domain may be gone (an upload removed); skip the pictures
+        return None
+    dom = next((d for d in doms if d.name == domain_name), None)
+    if dom is None or dom.modality != "image":
+        return None
+    idx = [int(i) for i in part["index"] if 0 <= int(i) < len(dom.x_test)][:60]
+    return images.mosaic(dom.x_test[idx], cols=12, tile=36) if idx else None

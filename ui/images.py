@@ -1,0 +1,97 @@
+"""Image mosaics for the app: sample grids and selected samples as one picture each (fast to send)."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import streamlit as st
+
+
+def to_hwc(x: np.ndarray) -> np.ndarray:
+    """``(N, C, H, W)`` float in [0, 1] -> ``(N, H, W, 3)`` uint8."""
+    x = np.clip(np.asarray(x, dtype=np.float32), 0, 1)
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    return (x.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+
+
+def mosaic(x: np.ndarray, cols: int = 10, tile: int = 40, pad: int = 2) -> np.ndarray:
+    """Tile images ``(N, C, H, W)`` into one ``(rows*tile, cols*tile, 3)`` uint8 picture.
+
+    Small images are enlarged by whole-pixel repetition (crisp 8x8 digits).
+    """
+    imgs = to_hwc(x)
+    n = len(imgs)
+    if n == 0:
+        return np.full((tile, tile, 3), 255, np.uint8)
+    h, w = imgs.shape[1:3]
+    f = max(1, tile // max(h, w))
+    imgs = imgs.repeat(f, axis=1).repeat(f, axis=2)
+    h, w = imgs.shape[1:3]
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 245, np.uint8)
+    for i, im in enumerate(imgs):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = im
+    return out
+
+
+def sample_indices(y: np.ndarray, per_class: int, n_classes: int, seed: int = 0) -> np.ndarray:
+    """Up to ``per_class`` seeded indices of each class, class by class (for a sample grid)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in range(n_classes):
+        idx = np.flatnonzero(y == c)
+        if len(idx):
+            out.append(rng.choice(idx, min(per_class, len(idx)), replace=False))
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def domain_grid(name: str, per_class: int = 4, max_classes: int = 10, tile: int = 40) -> Optional[np.ndarray]:
+    """A mosaic of ``per_class`` training examples per class (columns = classes) of an image domain."""
+    from . import state
+    d = state.domain(name)
+    if d.modality != "image":
+        return None
+    k = min(d.n_classes, max_classes)
+    rng = np.random.default_rng(0)
+    cols = []
+    for c in range(k):
+        idx = np.flatnonzero(d.y_train == c)
+        take = rng.choice(idx, min(per_class, len(idx)), replace=False) if len(idx) else []
+        cols.append(list(take) + [None] * (per_class - len(take)))
+    order = [cols[c][r] for r in range(per_class) for c in range(k)]
+    blank = np.ones((1,) + d.input_shape, np.float32)
+    x = np.concatenate([d.x_train[[i]] if i is not None else blank for i in order])
+    return mosaic(x, cols=k, tile=tile)
+
+
+def show_grid(name: str, caption: Optional[str] = None, per_class: int = 4, tile: int = 40) -> None:
+    """Draw a domain's sample grid (or a few table rows for feature domains)."""
+    from . import state
+    try:
+        img = domain_grid(name, per_class=per_class, tile=tile)
+    except Exception as e:  # missing files etc.: the page explains; keep the picker usable
+        st.caption(f"No preview: {e}")
+        return
+    if img is None:
+        d = state.domain(name)
+        import pandas as pd
+        df = pd.DataFrame(d.x_train[:5, :8], columns=[f"x{i}" for i in range(min(8, d.x_train.shape[1]))])
+        df.insert(0, "label", [d.class_names[i] for i in d.y_train[:5]])
+        st.dataframe(df, hide_index=True, height=210)
+        return
+    st.image(img, caption=caption, width="stretch" if img.shape[1] > 300 else "content")
+
+
+def selected_images(name: str, split: str, index: Sequence[int], limit: int = 60) -> Optional[np.ndarray]:
+    """Mosaic of examples ``index`` of a domain split (for a map selection); ``None`` for tables."""
+    from . import state
+    d = state.domain(name)
+    if d.modality != "image":
+        return None
+    x, _ = d.split(split)
+    idx = [int(i) for i in index if 0 <= int(i) < len(x)][:limit]
+    return mosaic(x[idx], cols=12, tile=36) if idx else None

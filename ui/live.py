@@ -1,0 +1,84 @@
+"""The live training panel: a fragment that polls the background job; the worker never calls Streamlit."""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+from lepton.training.jobs import format_seconds
+
+from . import charts, state
+
+POLL_S = float(os.environ.get("LEPTON_POLL_S", "1.0"))
+STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":material/directions_run:",
+               "stopping": ":material/stop_circle:", "completed": ":material/check_circle:",
+               "stopped": ":material/stop_circle:", "failed": ":material/error:"}
+
+
+def job_panel(job_id: str) -> None:
+    """Draw the job's panel; while it runs, re-draw every ``POLL_S`` seconds (fragment only)."""
+    snap = state.jobs().get(job_id).snapshot()
+    active = snap["status"] in ("starting", "running", "stopping")
+
+    @st.fragment(run_every=POLL_S if active else None)
+    def panel() -> None:
+        s = state.jobs().get(job_id).snapshot()
+        _draw(s)
+        if active and s["status"] not in ("starting", "running", "stopping"):
+            st.rerun()  # full rerun: stops the timer and shows the final results
+
+    panel()
+
+
+def _draw(s: dict) -> None:
+    c = s["config"]
+    st.subheader(f"{STATUS_ICON.get(s['status'], '')} {c['method']}: {c['source']} → {c['target']}")
+    done = s["status"] in ("completed", "stopped", "failed")
+    frac = 1.0 if s["status"] == "completed" else s["fraction"]
+    text = (f"{s['status']} — {s['phase']} · epoch {s['epoch']}/{s['epochs']} · step {s['step']}/{s['total'] or '?'}"
+            if not done else f"{s['status']} after {len(s['history'])} of {s['epochs']} epochs")
+    st.progress(min(1.0, max(0.0, frac)), text=text)
+    last = s["history"][-1] if s["history"] else {}
+    m = st.columns(4)
+    m[0].metric("source accuracy", _pct(last.get("source_acc")))
+    m[1].metric("target accuracy", _pct(last.get("target_acc")))
+    m[2].metric("elapsed", format_seconds(s["elapsed_s"]))
+    m[3].metric("remaining", "-" if done else format_seconds(s["remaining_s"]))
+    if s["error"]:
+        st.error(s["error"], icon=":material/error:")
+    if s["status"] in ("starting", "running") and st.button("Stop", key="stop_job", icon=":material/stop:"):
+        state.jobs().stop(s["id"])
+        st.toast("Stopping after the current step …")
+    acc, loss = _curves(s["id"], len(s["history"]), s["history"], s["epochs"])
+    left, right = st.columns(2)
+    left.plotly_chart(acc, key="live_acc")
+    right.plotly_chart(loss, key="live_loss")
+    if not s["history"] and s["status"] in ("starting", "running"):
+        st.caption("The first point appears after the first epoch; the losses of the current step: "
+                   + (", ".join(f"{k} {v:.3f}" for k, v in s["last_losses"].items()) or "…"))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False, hash_funcs={list: lambda _: 0})
+def _curves(job_id: str, n_epochs_done: int, history: list, epochs: int):
+    """The two live figures, rebuilt only when an epoch ends (not on every poll)."""
+    return charts.accuracy_curves(history, epochs), charts.loss_curves(history)
+
+
+def results(job_id: str) -> None:
+    """After a run: the per-domain accuracy table and a link to explore the stored run."""
+    s = state.jobs().get(job_id).snapshot()
+    res = state.jobs().get(job_id).result
+    if res is None or not res.table:
+        return
+    st.plotly_chart(charts.accuracy_bars(res.table), key="result_bars")
+    st.caption("**label-free choice**: the epoch a score without target labels picked (what you could deploy). "
+               "**oracle**: the best epoch judged with the target's test labels — only for comparison.")
+    if s["run_id"]:
+        st.session_state[state.EXPLORE_RUN_KEY] = s["run_id"]
+        st.page_link("pages/explore.py", label="Explore this run: per-class accuracy and the feature map",
+                     icon=":material/scatter_plot:")
+
+
+def _pct(v) -> str:
+    return "-" if v is None or pd.isna(v) else f"{100 * v:.1f}%"

@@ -1,0 +1,179 @@
+"""Streamlit-only glue: cached resources, session-state keys and URL (query-string) state.
+
+Everything here is a thin wrapper over :mod:`lepton`; nothing trains or computes here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Dict, List, Optional
+
+import streamlit as st
+
+# Session-state keys used across pages (one place, so pages agree).
+JOB_KEY = "lepton_job_id"        # the job this session started or follows
+EXPLORE_RUN_KEY = "explore_run"  # run id the Explore page opens with
+LESSON_KEY = "lepton_lesson"     # lesson mode seen in the URL once, kept for the session
+
+DEFAULT_SOURCE, DEFAULT_TARGET, DEFAULT_METHOD = "digits", "digits-rotated", "dann"
+
+
+KB_ERROR: Dict[str, str] = {}  # why the knowledge base could not be opened (shown in the sidebar)
+
+
+@st.cache_resource(show_spinner=False)
+def kb():
+    """The process-wide :class:`lepton.kb.KnowledgeBase` (``$LEPTON_HOME``), or ``None`` if unavailable."""
+    try:
+        from lepton.kb import KnowledgeBase
+        return KnowledgeBase()
+    except Exception as e:  # noqa: BLE001 - e.g. an unwritable LEPTON_HOME: the app still trains, unrecorded
+        KB_ERROR["message"] = str(e)
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def jobs():
+    """The process-wide :class:`lepton.training.jobs.JobManager`: every session sees every job."""
+    from lepton.training.jobs import JobManager
+    return JobManager(kb=kb() or False)
+
+
+@st.cache_resource(show_spinner=False)
+def startup() -> Dict[str, object]:
+    """Run once per server process: register uploaded domains and warm up heavy code in the background.
+
+    The warm-up thread (UMAP's numba compilation, at the lowest CPU priority) never calls
+    Streamlit; the returned dict's ``ready`` event tells when it is done.
+    """
+    from lepton.data import user_domains
+    base = kb()
+    home = getattr(base, "home", None)
+    user_domains.load_user_domains(home)
+    ready = threading.Event()
+
+    def warm() -> None:
+        try:
+            if os.environ.get("LEPTON_NO_WARMUP"):
+                return
+            try:  # lowest CPU priority for this thread (Linux): numba's compile must not slow training
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except (AttributeError, OSError):
+                pass
+            from lepton.evaluation import projection
+            projection.warm_up()
+        except Exception:  # warm-up is best effort; the first map is just slower
+            pass
+        finally:
+            ready.set()
+
+    threading.Thread(target=warm, name="lepton-warmup", daemon=True).start()
+    return {"ready": ready, "home": home}
+
+
+def home():
+    """The lepton home folder (where runs and uploaded domains live)."""
+    from lepton.data.user_domains import lepton_home
+    base = kb()
+    return getattr(base, "home", None) or lepton_home()
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def domain_rows() -> List[dict]:
+    """``lepton.data.list_domains()`` with built-in (available) domains first."""
+    from lepton.data import list_domains
+    rows = list_domains()
+    return sorted(rows, key=lambda r: (not r["available"], not r["name"].startswith("digits"), r["name"]))
+
+
+def domain_names() -> List[str]:
+    return [r["name"] for r in domain_rows()]
+
+
+def domain_label(name: str) -> str:
+    """Picker label: the name, marked when its files are missing."""
+    row = next((r for r in domain_rows() if r["name"] == name), None)
+    return name if row is None or row["available"] else f"{name} (files missing)"
+
+
+@st.cache_resource(show_spinner="Loading domain ...", max_entries=32)
+def domain(name: str):
+    """A loaded :class:`lepton.data.Domain` (shared, read-only)."""
+    from lepton.data import load_domain
+    return load_domain(name)
+
+
+@st.cache_data(show_spinner="Checking the choice ...", max_entries=256)
+def check(config_json: str) -> List[dict]:
+    """:func:`lepton.training.jobs.check_config` of a JSON config (cached: a rerun costs nothing)."""
+    from lepton.config import RunConfig
+    from lepton.training.jobs import check_config
+    return check_config(RunConfig.from_dict(json.loads(config_json)))
+
+
+@st.cache_data(show_spinner="Comparing the domains ...", max_entries=64)
+def shift_stats(first: str, second: str) -> Dict[str, object]:
+    """:func:`lepton.evaluation.shift.domain_shift` of two domains (cached)."""
+    from lepton.evaluation import shift
+    return shift.domain_shift(domain(first), domain(second))
+
+
+def data_dir():
+    """The benchmark data folder (``$LEPTON_DATA_DIR`` or the user cache)."""
+    from lepton.data import resolve_data_dir
+    return resolve_data_dir()
+
+
+def clear_domains() -> None:
+    """Forget cached domain listings and data (after an upload or a download)."""
+    domain_rows.clear()
+    domain.clear()
+    check.clear()
+    shift_stats.clear()
+
+
+def require_app_frame() -> None:
+    """Make sure a page runs inside ``app.py``'s navigation frame.
+
+    Streamlit keeps a legacy mode for apps with a ``pages/`` folder: until some session of the
+    server has run ``st.navigation``, a page opened by its URL (``/explore``, a shared link) runs
+    alone, without ``app.py`` (no page config, no sidebar, wrong menu). A page calls this first; in
+    that mode it switches the server to navigation mode and reruns through ``app.py``, which then
+    opens the same page. (Streamlit sets the same flag itself whenever ``st.navigation`` runs.)
+    """
+    try:
+        from streamlit import config
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - a future Streamlit without the legacy mode
+        return
+    if config.get_option("global.appTest"):
+        return  # AppTest resets the mode before every run; tests address pages directly
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def lesson() -> bool:
+    """Lesson mode: ``?lesson=1`` in the URL hides advanced controls (kept for the session)."""
+    qp = st.query_params.get("lesson")
+    if qp is not None:
+        st.session_state[LESSON_KEY] = qp.lower() not in ("0", "false", "no", "off")
+    return bool(st.session_state.get(LESSON_KEY, False))
+
+
+def current_job_id() -> Optional[str]:
+    """The job this session follows: its own, else the newest running one (a reload, a second tab)."""
+    jm = jobs()
+    jid = st.session_state.get(JOB_KEY)
+    if jid is not None:
+        try:
+            jm.get(jid)
+            return jid
+        except KeyError:
+            st.session_state.pop(JOB_KEY, None)
+    active = jm.active()
+    if active:
+        st.session_state[JOB_KEY] = active[0].id
+        return active[0].id
+    return None
