@@ -254,3 +254,92 @@ def test_init_from_a_stored_run_reuses_its_encoder(tmp_path):
     assert second["status"] == "completed", second["error"]
     runs = kb.list_runs().set_index("run_id")
     assert runs.loc[second["run_id"], "parent"] == first["run_id"]
+
+
+# ----- pipeline jobs ------------------------------------------------------------------------------
+def test_pipeline_job_runs_stages_in_order_with_run_ids(tmp_path):
+    """A real tiny pipeline (digits + digits-noisy -> digits-rotated) as a background job."""
+    import torch
+    kb_mod = pytest.importorskip("lepton.kb")
+    kb = kb_mod.KnowledgeBase(tmp_path / "home")
+    jm = JobManager(kb=kb)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        jid = jm.start_pipeline(["digits", "digits-noisy"], "digits-rotated", ["ssl", "dann", "evaluate:adapt_steps=5"],
+                                epochs_per_stage=1, seed=0, k=2, draws=2, batch_size=128, eval_cap=200)
+        snap = jm.wait(jid, 600)
+    finally:
+        torch.set_num_threads(n)
+    assert snap["kind"] == "pipeline" and snap["status"] == "completed", snap["error"]
+    rows = snap["stages"]
+    assert [r["name"] for r in rows] == ["ssl", "dann", "evaluate"]
+    assert all(r["status"] == "completed" and r["wall_time_s"] is not None for r in rows)
+    assert rows[0]["run_id"] and rows[1]["run_id"] and rows[1]["parent"] == rows[0]["run_id"]
+    assert rows[2]["parent"] == rows[1]["run_id"] and rows[2]["metrics"]["rows"]
+    assert 0 <= rows[1]["metrics"]["target_acc"] <= 1 and snap["fraction"] == 1.0
+    assert set(kb.list_runs()["run_id"]) >= {rows[0]["run_id"], rows[1]["run_id"]}
+    assert jm.get(jid).result.status == "completed"
+
+
+def _fake_pipeline(hold: threading.Event = None):
+    """A stand-in for run_pipeline emitting the same events (no torch), optionally waiting on ``hold``."""
+    from lepton.pipeline import PipelineResult, StageResult
+
+    def run(domains, target, stages, epochs, seed, k, progress=None, stop_event=None, **kw):
+        out = PipelineResult(list(domains), target, seed, k, "completed")
+        for i, name in enumerate(stages):
+            base = {"index": i, "n_stages": len(stages), "stage": name, "kind": name}
+            if stop_event.is_set():
+                out.status = "stopped"
+                break
+            progress({**base, "event": "stage_start", "epochs": epochs})
+            progress({**base, "event": "stage_run", "run_id": f"r{i}", "total_steps": 2})
+            if hold is not None:
+                hold.wait(10)
+            status = "stopped" if stop_event.is_set() else "completed"
+            sr = StageResult(name, name, name, f"r{i}", None, status, {"target_acc": 0.5})
+            out.stages.append(sr)
+            progress({**base, "event": "stage_end", "result": sr})
+            if status != "completed":
+                out.status = status
+                break
+        progress({"event": "done", "result": out})
+        return out
+    return run
+
+
+def test_pipeline_job_stop_marks_the_rest_not_run():
+    hold = threading.Event()
+    jm = JobManager(kb=False, pipeline_fn=_fake_pipeline(hold))
+    jid = jm.start_pipeline(["digits", "digits-noisy"], "digits-rotated", ["ssl", "dann", "evaluate"], 1)
+    assert wait_until(lambda: jm.get(jid).snapshot()["stages"][0]["status"] == "running")
+    jm.stop(jid)
+    hold.set()
+    snap = jm.wait(jid, 10)
+    assert snap["status"] == "stopped"
+    assert [r["status"] for r in snap["stages"]] == ["stopped", "not run", "not run"]
+
+
+@pytest.mark.parametrize("stages, words", [(["dann", "ssl"], "cannot come after"),
+                                           (["ssl", "nope"], "unknown stage")])
+def test_pipeline_bad_stages_fail_before_any_thread(stages, words):
+    jm = JobManager(kb=False, pipeline_fn=_fake_pipeline())
+    before = threading.active_count()
+    with pytest.raises((ValueError, KeyError), match=words):
+        jm.start_pipeline(["digits", "digits-noisy"], "digits-rotated", stages, 1)
+    assert jm.list() == [] and threading.active_count() == before
+    from lepton.training.jobs import check_pipeline
+    probs = check_pipeline(["digits", "digits-noisy"], "digits-rotated", stages)
+    assert [p["level"] for p in probs] == ["error"] and words in probs[0]["message"].lower()
+    assert "evaluate" in probs[0]["message"]  # the valid stages / the order are named
+    assert check_pipeline(["digits", "digits-noisy"], "digits-rotated", ["ssl", "dann", "evaluate"]) == []
+
+
+def wait_until(cond, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False

@@ -9,14 +9,6 @@ from lepton.methods.meta import reptile_interpolate, sgd_step
 from lepton.methods.pretraining import augment_images, rotate_images
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Many tiny steps: one torch thread avoids OpenMP spin-waiting on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _nt_xent_by_definition(z1, z2, tau):
     """SimCLR eq. 1, written out with loops."""

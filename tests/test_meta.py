@@ -10,14 +10,6 @@ from lepton.methods.meta import EpisodeSampler
 from lepton.pipeline import run_pipeline
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Many tiny steps: one torch thread avoids OpenMP spin-waiting on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _sources(n_per_class=(6, 6, 6), d=12):
     g = torch.Generator().manual_seed(0)

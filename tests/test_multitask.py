@@ -9,14 +9,6 @@ from lepton.pipeline import run_pipeline
 from conftest import make_domain
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Many tiny steps: one torch thread avoids OpenMP spin-waiting on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_one_head_per_domain_and_weights_in_each_step():
     doms = [make_domain(f"mt{i}", n=40, seed=i) for i in range(3)]

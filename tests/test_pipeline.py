@@ -14,14 +14,6 @@ from lepton.strategies.stages import parse_stage, parse_stages, valid_stages
 from conftest import make_domain
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Many tiny steps: one torch thread avoids OpenMP spin-waiting on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture
 def toy():

@@ -11,14 +11,6 @@ from lepton.pipeline import run_pipeline
 from conftest import make_domain
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Many tiny steps: one torch thread avoids OpenMP spin-waiting on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _batch(shape, bs=6, bt=4, k=3):
     g = torch.Generator().manual_seed(0)
