@@ -67,7 +67,7 @@ if st.button("Start training", type="primary", icon=":material/play_arrow:", key
         st.session_state.setdefault("own_jobs", []).append(job_id)
         st.rerun()
 
-others = [j for j in jm.active() if j.id != job_id]
+others = [j for j in jm.active() if j.id != job_id and j.kind == "run"]
 if others:
     st.caption(f"{len(others)} other run(s) training on this server: "
                + ", ".join(f"{j.config.method} {j.config.source}→{j.config.target}" for j in others))

@@ -82,3 +82,66 @@ def results(job_id: str) -> None:
 
 def _pct(v) -> str:
     return "-" if v is None or pd.isna(v) else f"{100 * v:.1f}%"
+
+
+# ----- pipelines -------------------------------------------------------------------------------------
+def pipeline_panel(job_id: str) -> None:
+    """Draw a pipeline job: one box per stage with its progress and, once finished, its result."""
+    snap = state.jobs().get(job_id).snapshot()
+    active = snap["status"] in ("starting", "running", "stopping")
+
+    @st.fragment(run_every=POLL_S if active else None)
+    def panel() -> None:
+        s = state.jobs().get(job_id).snapshot()
+        _draw_pipeline(s)
+        if active and s["status"] not in ("starting", "running", "stopping"):
+            st.rerun()
+
+    panel()
+
+
+STAGE_ICON = {**STATUS_ICON, "pending": ":material/schedule:", "not run": ":material/block:"}
+
+
+def _draw_pipeline(s: dict) -> None:
+    st.subheader(f"{STATUS_ICON.get(s['status'], '')} Pipeline {' + '.join(s['domains'])} → {s['target']}")
+    done = s["status"] in ("completed", "stopped", "failed")
+    st.progress(min(1.0, max(0.0, s["fraction"])),
+                text=f"{s['status']} — {s['phase']} · {format_seconds(s['elapsed_s'])}" if not done else
+                f"{s['status']} in {format_seconds(s['elapsed_s'])}")
+    if s["error"]:
+        st.error(s["error"], icon=":material/error:")
+    if s["status"] in ("starting", "running") and st.button("Stop the pipeline", key="stop_pipeline",
+                                                            icon=":material/stop:"):
+        state.jobs().stop(s["id"])
+        st.toast("Stopping after the current step …")
+    for r in s["stages"]:
+        with st.container(border=True):
+            _draw_stage(r, s["k"])
+
+
+def _draw_stage(r: dict, k: int) -> None:
+    head, right = st.columns([3, 2])
+    head.markdown(f"**{r['index'] + 1}. {r['stage']}** · {r['kind']} · {STAGE_ICON.get(r['status'], '')} "
+                  f"{r['status']}" + (f" · run `{r['run_id']}`" if r["run_id"] else ""))
+    if r["wall_time_s"] is not None:
+        right.caption(f"{format_seconds(r['wall_time_s'])}")
+    if r["status"] == "running":
+        ep = f"epoch {r['epoch']}/{r['epochs']} · " if r["epochs"] else ""
+        st.progress(min(1.0, r["fraction"]), text=f"{ep}step {r['step']}/{r['total'] or '?'}")
+    if r["error"]:
+        st.error(r["error"], icon=":material/error:")
+    m = r["metrics"]
+    if r["kind"] == "evaluate" and m.get("rows"):
+        rows = pd.DataFrame(m["rows"])
+        for c in ("mean", "std"):
+            rows[c] = (100 * rows[c]).round(1)
+        st.dataframe(rows.drop(columns=["values"], errors="ignore").rename(
+            columns={"mean": "accuracy %", "std": "± std %"}), hide_index=True, key=f"eval_{r['index']}")
+    elif m:
+        c = st.columns(3)
+        c[0].metric("source accuracy", _pct(m.get("source_acc")))
+        c[1].metric("target accuracy", _pct(m.get("target_acc")))
+        p = m.get("probe") or {}
+        c[2].metric(f"linear probe k={k}", _pct(p.get("mean")),
+                    help="Target accuracy of a logistic regression on the frozen features, k labels per class.")

@@ -13,6 +13,7 @@ import streamlit as st
 
 # Session-state keys used across pages (one place, so pages agree).
 JOB_KEY = "lepton_job_id"        # the job this session started or follows
+PIPELINE_KEY = "lepton_pipeline_job_id"  # the pipeline job this session started or follows
 EXPLORE_RUN_KEY = "explore_run"  # run id the Explore page opens with
 LESSON_KEY = "lepton_lesson"     # lesson mode seen in the URL once, kept for the session
 
@@ -162,18 +163,20 @@ def lesson() -> bool:
     return bool(st.session_state.get(LESSON_KEY, False))
 
 
-def current_job_id() -> Optional[str]:
-    """The job this session follows: its own, else the newest running one (a reload, a second tab)."""
+def current_job_id(kind: str = "run") -> Optional[str]:
+    """The job of this kind (``run`` or ``pipeline``) this session follows: its own, else the newest
+    running one (a reload, a second tab)."""
+    key = PIPELINE_KEY if kind == "pipeline" else JOB_KEY
     jm = jobs()
-    jid = st.session_state.get(JOB_KEY)
+    jid = st.session_state.get(key)
     if jid is not None:
         try:
             jm.get(jid)
             return jid
         except KeyError:
-            st.session_state.pop(JOB_KEY, None)
-    active = jm.active()
+            st.session_state.pop(key, None)
+    active = [j for j in jm.active() if getattr(j, "kind", "run") == kind]
     if active:
-        st.session_state[JOB_KEY] = active[0].id
+        st.session_state[key] = active[0].id
         return active[0].id
     return None

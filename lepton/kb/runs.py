@@ -82,7 +82,7 @@ class RunFolders:
         """
         rid = new_run_id()
         d = self.run_dir(rid)
-        created = datetime.now().astimezone().isoformat(timespec="seconds")
+        created = datetime.now().astimezone().isoformat(timespec="microseconds")  # ties would make the order random
         doc = {**dict(meta), "run_id": rid, "created": created, "config": dict(config), "parent": parent,
                "format": 1}
 

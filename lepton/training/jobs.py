@@ -22,7 +22,7 @@ import time
 import traceback
 import uuid
 import warnings
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ..config import RunConfig
 from .callbacks import Callback
@@ -155,6 +155,8 @@ class Job:
         ``time.time()`` stamps (seconds); ``started`` is when training began.
     """
 
+    kind = "run"
+
     def __init__(self, config: RunConfig, label: str = ""):
         self.id = uuid.uuid4().hex[:10]
         self.config = config
@@ -200,7 +202,7 @@ class Job:
             if self.started and self.step and self.total and self.active:
                 per_step = (time.time() - self.started) / self.step
                 remaining = per_step * (self.total - self.step)
-            return {"id": self.id, "label": self.label, "config": self.config.to_dict(), "status": self.status,
+            return {"id": self.id, "kind": self.kind, "label": self.label, "config": self.config.to_dict(), "status": self.status,
                     "phase": self.phase, "step": self.step, "total": self.total, "epoch": self.epoch,
                     "epochs": self.config.epochs, "fraction": (self.step / self.total) if self.total else 0.0,
                     "history": [dict(r) for r in self.history], "last_losses": dict(self.last_losses),
@@ -249,12 +251,15 @@ class JobManager:
         Most runs training at once; :meth:`start` refuses more.
     fit_fn : callable, optional
         The training function (default :func:`lepton.training.fit`); tests pass a fake.
+    pipeline_fn : callable, optional
+        The pipeline function (default :func:`lepton.pipeline.run_pipeline`); tests pass a fake.
     """
 
-    def __init__(self, kb: Any = None, data_dir=None, max_active: int = 4, fit_fn: Optional[Callable] = None):
+    def __init__(self, kb: Any = None, data_dir=None, max_active: int = 4, fit_fn: Optional[Callable] = None,
+                 pipeline_fn: Optional[Callable] = None):
         self._lock = threading.Lock()
         self._jobs: Dict[str, Job] = {}
-        self.data_dir, self.max_active, self._fit = data_dir, int(max_active), fit_fn
+        self.data_dir, self.max_active, self._fit, self._pipeline = data_dir, int(max_active), fit_fn, pipeline_fn
         self._kb = kb
         self._kb_ready = kb is not None
 
@@ -286,13 +291,41 @@ class JobManager:
             An invalid config (checked before the thread starts), or too many active runs.
         """
         config.validate()
+        return self._launch(Job(config, label), self._work)
+
+    def start_pipeline(self, domains: Sequence[str], target: str, stages: Union[str, Sequence[str]],
+                       epochs_per_stage: int = 2, seed: int = 0, k: int = 5, label: str = "", **kw) -> str:
+        """Start :func:`lepton.pipeline.run_pipeline` in a background thread (see :class:`PipelineJob`).
+
+        Parameters
+        ----------
+        domains, target, stages, epochs_per_stage, seed, k
+            As in :func:`lepton.pipeline.run_pipeline`.
+        **kw
+            Other keyword arguments of ``run_pipeline`` (``draws``, ``batch_size``, ``device``, ...).
+
+        Returns
+        -------
+        str
+            The job id.
+
+        Raises
+        ------
+        ValueError
+            Stages out of order or unknown, bad domains or k (checked before the thread starts;
+            see :func:`check_pipeline`), or too many active runs.
+        """
+        specs = _pipeline_specs(domains, target, stages, k, kw.get("eval_ks"), kw.get("init_from"))
+        job = PipelineJob(list(domains), target, specs, int(epochs_per_stage), int(seed), int(k), label, kw)
+        return self._launch(job, self._work_pipeline)
+
+    def _launch(self, job: "Job", work: Callable[["Job"], None]) -> str:
         with self._lock:
             n = sum(j.active for j in self._jobs.values())
             if n >= self.max_active:
                 raise ValueError(f"{n} runs are already training; wait for one to finish or stop one")
-            job = Job(config, label)
             self._jobs[job.id] = job
-        t = threading.Thread(target=self._work, args=(job,), name=f"lepton-job-{job.id}", daemon=True)
+        t = threading.Thread(target=work, args=(job,), name=f"lepton-job-{job.id}", daemon=True)
         job.thread = t
         t.start()
         return job.id
@@ -374,6 +407,128 @@ class JobManager:
         except BaseException as e:  # the thread must always end in a final state
             log.error("lepton job %s failed:\n%s", job.id, traceback.format_exc())
             job._set(status="failed", error=explain_error(e), phase="done", finished=time.time())
+
+    def _work_pipeline(self, job: "PipelineJob") -> None:
+        try:
+            from ..data import user_domains
+            kb = self.kb
+            user_domains.load_user_domains(getattr(kb, "home", None))
+            run = self._pipeline
+            if run is None:
+                from ..pipeline import run_pipeline as run
+            job._set(status="stopping" if job.stop_event.is_set() else "running", started=time.time())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = run(job.domains, job.target, job.stages_text, job.epochs_per_stage, job.seed, job.k,
+                          progress=job.on_event, stop_event=job.stop_event, data_dir=self.data_dir,
+                          kb=kb, record=kb is not None, **job.options)
+            msg = f"The pipeline failed: {res.error}." if res.status == "failed" else ""
+            job._set(status=res.status, result=res, error=msg, phase="done", finished=time.time())
+        except BaseException as e:  # the thread must always end in a final state
+            log.error("lepton pipeline job %s failed:\n%s", job.id, traceback.format_exc())
+            job._set(status="failed", error=explain_error(e), phase="done", finished=time.time())
+        with job.lock:
+            for row in job.stages:
+                if row["status"] in ("pending", "running"):
+                    row["status"] = "not run" if row["status"] == "pending" else job.status
+
+
+def _pipeline_specs(domains, target, stages, k, eval_ks=None, init_from=None):
+    """Parse and check a pipeline's stages and inputs (no data loaded); raises ValueError / KeyError."""
+    from ..strategies.stages import check_inputs, parse_stages
+    specs = parse_stages(stages)
+    ev = next((s for s in specs if s.kind == "evaluate"), None)
+    ks = list((ev.hparams.get("ks") if ev else None) or eval_ks or [int(k)])
+    check_inputs(list(domains), target, specs, int(k), ks, init_from)
+    return specs
+
+
+def check_pipeline(domains: Sequence[str], target: str, stages: Union[str, Sequence[str]], k: int = 5,
+                   eval_ks: Optional[Sequence[int]] = None, init_from: Optional[str] = None) -> List[Dict[str, str]]:
+    """Problems with a pipeline's stages, domains and k, before anything trains (no data loaded).
+
+    Returns
+    -------
+    list of dict
+        ``{"level": "error", "message": str}`` (empty when :meth:`JobManager.start_pipeline` would start).
+    """
+    try:
+        _pipeline_specs(domains, target, stages, k, eval_ks, init_from)
+    except (ValueError, KeyError) as e:
+        msg = explain_error(e)
+        if "order" in msg or "valid stages" in msg or "kind" in msg:
+            from ..strategies.stages import describe_stages
+            if "valid stages" not in msg:
+                msg += f" Valid stages by kind: {describe_stages()}."
+        return [{"level": "error", "message": msg}]
+    return []
+
+
+class PipelineJob(Job):
+    """A :func:`lepton.pipeline.run_pipeline` in a background thread, with one status row per stage.
+
+    Attributes
+    ----------
+    stages : list of dict
+        Per stage, in order: ``index``, ``stage`` (label), ``name``, ``kind``, ``status`` (``pending``,
+        ``running``, ``completed``, ``stopped``, ``failed``, ``not run``), ``run_id``, ``parent``,
+        ``epoch``, ``epochs``, ``step``, ``total``, ``fraction``, ``last`` (last epoch row),
+        ``metrics`` (see :class:`lepton.pipeline.StageResult`), ``wall_time_s``, ``error``.
+    result : PipelineResult or None
+    """
+
+    kind = "pipeline"
+
+    def __init__(self, domains, target, specs, epochs_per_stage, seed, k, label="", options=None):
+        first = next((s.name for s in specs if s.kind != "evaluate"), "source-only")
+        super().__init__(RunConfig(domains[0], target, first, epochs=epochs_per_stage, seed=seed,
+                                   eval_domains=tuple(domains[1:])), label)
+        self.domains, self.target, self.k, self.seed = domains, target, k, seed
+        self.epochs_per_stage, self.options = epochs_per_stage, dict(options or {})
+        self.stages_text = [s.label() for s in specs]
+        self.phase = "preparing data"
+        self.stages: List[Dict[str, Any]] = [
+            {"index": i, "stage": s.label(), "name": s.name, "kind": s.kind, "status": "pending", "run_id": None,
+             "parent": None, "epoch": 0, "epochs": None if s.kind == "evaluate" else (s.epochs or epochs_per_stage),
+             "step": 0, "total": 0, "fraction": 0.0, "last": {}, "metrics": {}, "wall_time_s": None, "error": ""}
+            for i, s in enumerate(specs)]
+
+    def on_event(self, e: Dict[str, Any]) -> None:
+        """The pipeline's ``progress`` callable (runs in the worker thread)."""
+        ev = e.get("event")
+        with self.lock:
+            if ev == "done":
+                return
+            row = self.stages[e["index"]]
+            if ev == "stage_start":
+                row.update(status="running", epochs=e.get("epochs"), started=time.time())
+                self.phase = f"stage {e['index'] + 1}/{e['n_stages']}: {row['stage']}"
+            elif ev == "stage_run":
+                row.update(run_id=e.get("run_id"), total=e.get("total_steps", 0))
+                self.run_id = e.get("run_id") or self.run_id
+            elif ev == "step":
+                row.update(step=e["step"], total=e["total_steps"], fraction=e["fraction"], epoch=e["epoch"])
+                self.last_losses = dict(e.get("losses") or {})
+                if self.first_step_at is None:
+                    self.first_step_at = time.time()
+            elif ev == "epoch":
+                row.update(epoch=e["epoch"], last=dict(e["metrics"]))
+                self.history.append({"stage": row["stage"], **e["metrics"]})
+            elif ev == "stage_end":
+                r = e["result"]
+                row.update(status=r.status, run_id=r.run_id, parent=r.parent, metrics=r.metrics,
+                           wall_time_s=r.wall_time_s, error=r.error,
+                           fraction=1.0 if r.status == "completed" else row["fraction"])
+
+    def snapshot(self) -> Dict[str, Any]:
+        """:meth:`Job.snapshot` plus ``domains``, ``target``, ``k``, ``stages`` (copies of the rows) and
+        ``fraction`` over all stages."""
+        snap = super().snapshot()
+        with self.lock:
+            rows = [{**r, "last": dict(r["last"]), "metrics": dict(r["metrics"])} for r in self.stages]
+        snap.update(domains=list(self.domains), target=self.target, k=self.k, stages=rows,
+                    fraction=sum(r["fraction"] for r in rows) / max(1, len(rows)))
+        return snap
 
 
 def available_devices() -> List[str]:
