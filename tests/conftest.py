@@ -2,7 +2,6 @@
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,18 +34,3 @@ def data_dir() -> Path:
     if not (d / "mnist").exists():
         pytest.skip(f"benchmark data folder {d} is missing; set LEPTON_DATA_DIR=../shared/data")
     return d
-
-
-def make_domain(name="toy", n=40, k=3, shape=(1, 8, 8), seed=0, modality="image"):
-    """A small seeded Domain with class-dependent means (learnable)."""
-    from lepton.data import Domain
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % k
-    x = rng.uniform(0, 0.3, size=(n, *shape)).astype(np.float32)
-    flat = x.reshape(n, -1)
-    for c in range(k):
-        flat[y == c, c::k] += 0.6
-    x = np.clip(flat.reshape(n, *shape), 0, 1).astype(np.float32)
-    half = n // 2
-    return Domain(name, modality, x[:half], y[:half].astype(np.int64), x[half:], y[half:].astype(np.int64),
-                  [str(c) for c in range(k)])

@@ -6,7 +6,7 @@ import torch
 from lepton.methods import METHODS
 from lepton.pipeline import run_pipeline
 
-from conftest import make_domain
+from toydata import make_domain
 
 
 

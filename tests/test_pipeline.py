@@ -11,7 +11,7 @@ from lepton.kb import KnowledgeBase
 from lepton.pipeline import PipelineResult, format_result, run_pipeline
 from lepton.strategies.stages import parse_stage, parse_stages, valid_stages
 
-from conftest import make_domain
+from toydata import make_domain
 
 
 

@@ -9,7 +9,7 @@ from lepton.data import DataError
 from lepton.data.catalog import DOMAINS, DomainSpec
 from lepton.training import Callback, fit, k_shot_indices, resolve_device
 
-from conftest import make_domain
+from toydata import make_domain
 
 
 @pytest.fixture
