@@ -12,45 +12,14 @@ from lepton.config import RunConfig
 from lepton.data import DataError
 from lepton.training.jobs import JobManager, check_config, explain_error, format_seconds
 from lepton.training.loop import RunResult
+from toydata import fake_fit as shared_fake_fit
 
 CFG = RunConfig("digits", "digits-rotated", "dann", epochs=3, batch_size=128)
 
 
-def fake_fit(steps_per_epoch=4, step_s=0.01, fail_at=None, raise_exc=None):
-    """A stand-in for lepton.training.fit that drives the callbacks like the real loop."""
-
-    def fit(config, callbacks=(), stop_event=None, data_dir=None, init_state=None):
-        if raise_exc is not None:
-            raise raise_exc
-        run = SimpleNamespace(config=config, total_steps=steps_per_epoch * config.epochs,
-                              steps_per_epoch=steps_per_epoch, history=[])
-        for cb in callbacks:
-            cb.on_run_start(run)
-        status, step = "completed", 0
-        for epoch in range(1, config.epochs + 1):
-            for _ in range(steps_per_epoch):
-                if stop_event is not None and stop_event.is_set():
-                    status = "stopped"
-                    break
-                step += 1
-                time.sleep(step_s)
-                if fail_at == step:
-                    return RunResult(config, "failed", "loss 'cls' became nan at step 3", run.history)
-                for cb in callbacks:
-                    cb.on_step_end(run, step, epoch, {"cls": 1.0 / step})
-            if status == "stopped":
-                break
-            row = {"epoch": epoch, "source_acc": 0.5 + 0.1 * epoch, "target_acc": 0.3 + 0.1 * epoch,
-                   "losses": {"cls": 1.0 / epoch}}
-            run.history.append(row)
-            for cb in callbacks:
-                cb.on_epoch_end(run, epoch, row)
-        result = RunResult(config, status, "", run.history)
-        for cb in callbacks:
-            cb.on_run_end(run, result)
-        return result
-
-    return fit
+def fake_fit(steps_per_epoch=4, **kw):
+    """The shared stand-in for lepton.training.fit (tests/toydata.py), 4 steps per epoch."""
+    return shared_fake_fit(steps_per_epoch=steps_per_epoch, **kw)
 
 
 def test_job_runs_to_completion_and_reports_progress():

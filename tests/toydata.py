@@ -1,4 +1,6 @@
-"""Small seeded domains for tests (imported as ``from toydata import make_domain``)."""
+"""Shared test helpers: small seeded domains and a stand-in training loop (``from toydata import ...``)."""
+import time
+
 import numpy as np
 
 
@@ -15,3 +17,47 @@ def make_domain(name="toy", n=40, k=3, shape=(1, 8, 8), seed=0, modality="image"
     half = n // 2
     return Domain(name, modality, x[:half], y[:half].astype(np.int64), x[half:], y[half:].astype(np.int64),
                   [str(c) for c in range(k)])
+
+
+def fake_fit(step_s=0.01, steps_per_epoch=3, raise_exc=None, fail_at=None):
+    """A stand-in for lepton.training.fit driving the callbacks like the real loop (no torch)."""
+    from types import SimpleNamespace
+
+    from lepton.training.loop import RunResult
+
+    def fit(config, callbacks=(), stop_event=None, data_dir=None, init_state=None):
+        if raise_exc is not None:
+            raise raise_exc
+        run = SimpleNamespace(config=config, total_steps=steps_per_epoch * config.epochs,
+                              steps_per_epoch=steps_per_epoch, history=[])
+        for cb in callbacks:
+            cb.on_run_start(run)
+        status, step = "completed", 0
+        for epoch in range(1, config.epochs + 1):
+            for _ in range(steps_per_epoch):
+                if stop_event is not None and stop_event.is_set():
+                    status = "stopped"
+                    break
+                step += 1
+                time.sleep(step_s)
+                if fail_at == step:
+                    return RunResult(config, "failed", f"loss 'cls' became nan at step {step}", run.history)
+                for cb in callbacks:
+                    cb.on_step_end(run, step, epoch, {"cls": 1.0 / step, "domain": 0.69})
+            if status == "stopped":
+                break
+            row = {"epoch": epoch, "source_acc": 0.6 + 0.05 * epoch, "target_acc": 0.3 + 0.05 * epoch,
+                   "losses": {"cls": 1.0 / epoch, "domain": 0.69}}
+            run.history.append(row)
+            for cb in callbacks:
+                cb.on_epoch_end(run, epoch, row)
+        table = [{"domain": config.source, "role": "source", "split": "test", "checkpoint": "selected",
+                  "accuracy": 0.7, "n": 540},
+                 {"domain": config.target, "role": "target", "split": "test", "checkpoint": "selected",
+                  "accuracy": 0.4, "n": 540}]
+        result = RunResult(config, status, "", run.history, table=table)
+        for cb in callbacks:
+            cb.on_run_end(run, result)
+        return result
+
+    return fit

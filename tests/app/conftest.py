@@ -6,7 +6,8 @@ import sys
 import pandas as pd
 import pytest
 
-from app_helpers import ROOT, _clear_caches, fake_fit, quick_map
+from app_helpers import ROOT, _clear_caches, quick_map
+from toydata import fake_fit
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
 """AppTest of the Train page: pickers, URL state, checks, start/stop of a background job, errors."""
-from app_helpers import fake_fit, no_exception, open_page, texts, wait_for
+from app_helpers import no_exception, open_page, texts, wait_for
+from toydata import fake_fit
 
 from lepton.data import DataError
 from lepton.training.jobs import JobManager
