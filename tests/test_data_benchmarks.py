@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import os
 import shutil
 import struct
 import zipfile
@@ -17,17 +16,7 @@ from lepton.data.benchmarks import BENCHMARKS, read_libsvm_bz2
 from lepton.data.download import BENCHMARK_FILES
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("LEPTON_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    d = _shared_data()
-    if not os.environ.get("LEPTON_DATA_DIR") and not d.exists():
-        pytest.skip("no shared data folder (set LEPTON_DATA_DIR)")
-    return d
+# `data_dir` (the shared benchmark folder) comes from tests/conftest.py.
 
 
 @pytest.fixture(autouse=True)

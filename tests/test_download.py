@@ -16,17 +16,7 @@ from lepton.data import DataError, load_domain
 from lepton.data.download import BENCHMARK_FILES, DownloadError, download, ensure_files, file_url
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("LEPTON_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    d = _shared_data()
-    if not os.environ.get("LEPTON_DATA_DIR") and not d.exists():
-        pytest.skip("no shared data folder (set LEPTON_DATA_DIR)")
-    return d
+# `data_dir` (the shared benchmark folder) comes from tests/conftest.py.
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -3,7 +3,6 @@ import subprocess
 import sys
 import threading
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from lepton.config import RunConfig
 from lepton.data import DataError
 from lepton.training.jobs import JobManager, check_config, explain_error, format_seconds
-from lepton.training.loop import RunResult
 from toydata import fake_fit as shared_fake_fit
 
 CFG = RunConfig("digits", "digits-rotated", "dann", epochs=3, batch_size=128)

@@ -4,7 +4,7 @@ Numbers and DataFrames only; no plotting here.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import torch

@@ -1,7 +1,6 @@
 """The one training loop: every method, seeded, device-aware, with callbacks and a cooperative stop."""
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
@@ -236,7 +235,7 @@ def fit(config: RunConfig, callbacks: Sequence[Callback] = (), stop_event: Optio
     """
     t0 = time.perf_counter()
     run = run or prepare(config, data_dir, init_state)
-    cfg, method = run.config, run.method
+    cfg = run.config
     status, error = "completed", ""
     snaps: Dict[str, Dict[str, Any]] = {}
     for cb in callbacks:
