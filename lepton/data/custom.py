@@ -207,6 +207,8 @@ def _read_csv(path: Path, label: Optional[str]):
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read {path.name} as a table: {e}") from None
     col = _pick(list(df.columns), label, LABEL_COLUMNS, "label", path)
+    if len(df) == 0:
+        raise DataError(f"{path.name} has a header but no rows; add examples, one per line")
     feats = df.drop(columns=[col])
     bad = [str(c) for c in feats.columns if not pd.api.types.is_numeric_dtype(feats[c])]
     if bad:

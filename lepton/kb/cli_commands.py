@@ -181,8 +181,6 @@ def train_store(args) -> Tuple[Optional[Any], List[Any], Optional[dict], Optiona
         init_from = kb.resolve(args.init_from)
         init_state = kb.load_state(init_from, "selected")
     cbs = [] if args.no_store else [KBRecorder(kb, parent=init_from)]
-    if not args.no_store and not args.quiet:
-        print(f"lepton: recording in the knowledge base at {kb.home}", file=sys.stderr, flush=True)
     return kb, cbs, init_state, init_from
 
 
