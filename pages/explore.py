@@ -11,10 +11,7 @@ widgets.intro("Explore a run", "How well did the model do on each domain, and wh
 
 kb = state.kb()
 runs = explore.finished_runs()
-if kb is None or runs.empty:
-    st.info("No stored runs yet: train one on the **Train** page, then come back.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
+explore.require_runs(runs, ", then come back")
 
 ids = list(runs["run_id"])
 want = st.session_state.get(state.EXPLORE_RUN_KEY)

@@ -14,10 +14,7 @@ widgets.intro("Runs", "Every run is stored in the knowledge base. Select rows to
 
 kb = state.kb()
 runs = explore.all_runs()
-if kb is None or runs.empty:
-    st.info("No stored runs yet: train one on the **Train** page.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
+explore.require_runs(runs)
 
 pct = st.column_config.NumberColumn(format="percent")
 view = runs[["run_id", "created", "status", "method", "source", "target", "epochs", "seed", "source_acc",

@@ -19,6 +19,14 @@ def all_runs() -> pd.DataFrame:
     return kb.list_runs() if kb is not None else pd.DataFrame()
 
 
+def require_runs(runs: pd.DataFrame, hint: str = "") -> None:
+    """Stop the page with a pointer to Train when the knowledge base is missing or holds no runs."""
+    if state.kb() is None or runs.empty:
+        st.info(f"No stored runs yet: train one on the **Train** page{hint}.", icon=":material/info:")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.stop()
+
+
 def short(run_id: str) -> str:
     """The distinctive tail of a run id (ids start with the date)."""
     return str(run_id)[-6:]
