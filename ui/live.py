@@ -16,19 +16,26 @@ STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":material/dir
                "stopped": ":material/stop_circle:", "failed": ":material/error:"}
 
 
-def job_panel(job_id: str) -> None:
-    """Draw the job's panel; while it runs, re-draw every ``POLL_S`` seconds (fragment only)."""
-    snap = state.jobs().get(job_id).snapshot()
-    active = snap["status"] in ("starting", "running", "stopping")
+ACTIVE = ("starting", "running", "stopping")
+
+
+def _poll(job_id: str, draw) -> None:
+    """Draw a job with ``draw(snapshot)``; while it runs, re-draw every ``POLL_S`` seconds (fragment only)."""
+    active = state.jobs().get(job_id).snapshot()["status"] in ACTIVE
 
     @st.fragment(run_every=POLL_S if active else None)
     def panel() -> None:
         s = state.jobs().get(job_id).snapshot()
-        _draw(s)
-        if active and s["status"] not in ("starting", "running", "stopping"):
+        draw(s)
+        if active and s["status"] not in ACTIVE:
             st.rerun()  # full rerun: stops the timer and shows the final results
 
     panel()
+
+
+def job_panel(job_id: str) -> None:
+    """Draw a training job's panel (progress, metrics, live curves), polled while it runs."""
+    _poll(job_id, _draw)
 
 
 def _draw(s: dict) -> None:
@@ -87,17 +94,7 @@ def _pct(v) -> str:
 # ----- pipelines -------------------------------------------------------------------------------------
 def pipeline_panel(job_id: str) -> None:
     """Draw a pipeline job: one box per stage with its progress and, once finished, its result."""
-    snap = state.jobs().get(job_id).snapshot()
-    active = snap["status"] in ("starting", "running", "stopping")
-
-    @st.fragment(run_every=POLL_S if active else None)
-    def panel() -> None:
-        s = state.jobs().get(job_id).snapshot()
-        _draw_pipeline(s)
-        if active and s["status"] not in ("starting", "running", "stopping"):
-            st.rerun()
-
-    panel()
+    _poll(job_id, _draw_pipeline)
 
 
 STAGE_ICON = {**STATUS_ICON, "pending": ":material/schedule:", "not run": ":material/block:"}

@@ -103,13 +103,21 @@ def read_json(path: os.PathLike, run_id: str = "") -> Any:
     RunFileError
         Missing or unparsable, naming the file and the run.
     """
+    return _read_run_file(path, run_id, lambda p: json.loads(p.read_text(encoding="utf-8")),
+                          (OSError, UnicodeDecodeError, json.JSONDecodeError))
+
+
+def _read_run_file(path: os.PathLike, run_id: str, load: Callable[[Path], Any], damaged: tuple,
+                   what: str = "file") -> Any:
+    """``load(path)``, turning a missing file or one of the ``damaged`` errors into a :class:`RunFileError`."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return load(path)
     except FileNotFoundError:
-        raise RunFileError(f"run {run_id}: file {path} is missing{_hint(run_id)}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunFileError(f"run {run_id}: file {path.name} is damaged ({e}){_hint(run_id)}") from None
+        shown = path.name if what == "checkpoint" else path
+        raise RunFileError(f"run {run_id}: {what} {shown} is missing{_hint(run_id)}") from None
+    except damaged as e:
+        raise RunFileError(f"run {run_id}: {what} {path.name} is damaged ({e}){_hint(run_id)}") from None
 
 
 def _hint(run_id: str) -> str:
@@ -131,14 +139,11 @@ def read_npz(path: os.PathLike, run_id: str = "") -> Dict[str, np.ndarray]:
     RunFileError
         Missing or damaged.
     """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
+    def load(p: Path) -> Dict[str, np.ndarray]:
+        with np.load(p, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise RunFileError(f"run {run_id}: file {path} is missing{_hint(run_id)}") from None
-    except (OSError, ValueError, EOFError, KeyError) as e:
-        raise RunFileError(f"run {run_id}: file {path.name} is damaged ({e}){_hint(run_id)}") from None
+
+    return _read_run_file(path, run_id, load, (OSError, ValueError, EOFError, KeyError))
 
 
 def write_state(path: os.PathLike, state: Dict[str, Any], fsync: bool = True) -> Path:
@@ -159,13 +164,8 @@ def read_state(path: os.PathLike, run_id: str = "") -> Dict[str, Any]:
     """
     from safetensors.torch import load
 
-    path = Path(path)
-    try:
-        return load(path.read_bytes())
-    except FileNotFoundError:
-        raise RunFileError(f"run {run_id}: checkpoint {path.name} is missing{_hint(run_id)}") from None
-    except Exception as e:  # safetensors raises its own SafetensorError for bad headers
-        raise RunFileError(f"run {run_id}: checkpoint {path.name} is damaged ({e}){_hint(run_id)}") from None
+    # safetensors raises its own SafetensorError for bad headers, hence Exception
+    return _read_run_file(path, run_id, lambda p: load(p.read_bytes()), (Exception,), what="checkpoint")
 
 
 def call_writing(what: str, fn: Callable[[], Any]) -> Any:
