@@ -97,7 +97,8 @@ def cached_reruns(home: Path, repeats: int = 7) -> dict:
 def seed_runs(home: Path) -> None:
     """Two short stored runs so the Explore and Runs pages have something to show."""
     from lepton.config import RunConfig
-    from lepton.kb import KBRecorder, KnowledgeBase
+    from lepton.kb import KnowledgeBase
+    from lepton.training.recorder import KBRecorder
     from lepton.training import fit
 
     kb = KnowledgeBase(home)

@@ -84,7 +84,8 @@ def maps(sizes, methods) -> list:
 
 def store_overhead(epochs: int) -> dict:
     from lepton.config import RunConfig
-    from lepton.kb import KBRecorder, KnowledgeBase
+    from lepton.kb import KnowledgeBase
+    from lepton.training.recorder import KBRecorder
     from lepton.training import fit
 
     class Timed(KBRecorder):

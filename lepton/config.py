@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 SELECTION_SCORES = ("im", "snd", "source-acc")
+#: Bounds of the fields a person sets (the CLI, the app's widgets and :meth:`RunConfig.validate` read these).
+EPOCHS = (1, 10000)
+BATCH_SIZE = (1, 65536)
 
 
 @dataclass(frozen=True)
@@ -14,8 +17,11 @@ class RunConfig:
 
     Parameters
     ----------
-    source, target : str
-        Domain names (see :func:`lepton.data.load_domain`).
+    source : str or tuple of str
+        Source domain name, or several (see :func:`lepton.data.load_domain`); all labelled,
+        all stored with the role ``source``. A one-element tuple or list is stored as the name.
+    target : str
+        Target domain name.
     method : str
         Registered method name (``python -m lepton methods``).
     hparams : dict
@@ -36,12 +42,17 @@ class RunConfig:
     encoder : str
         Encoder name or ``auto``.
     init_from : str, optional
-        Knowledge-base run id whose encoder initialises this run.
+        Knowledge-base run id whose encoder initialises this run (its parent: the config is the
+        one source of lineage).
+    init_checkpoint : str
+        Which of that run's checkpoints: ``selected`` (its label-free choice) or ``last``.
     eval_cap : int
         Target-train examples used for label-free scores each epoch.
+    task : str
+        What "right" means (:data:`lepton.tasks.TASKS`): ``classification``.
     """
 
-    source: str
+    source: Union[str, Tuple[str, ...]]
     target: str
     method: str = "source-only"
     hparams: Dict[str, Any] = field(default_factory=dict)
@@ -53,7 +64,26 @@ class RunConfig:
     eval_domains: Tuple[str, ...] = ()
     encoder: str = "auto"
     init_from: Optional[str] = None
+    init_checkpoint: str = "selected"
     eval_cap: int = 2000
+    task: str = "classification"
+
+    def __post_init__(self) -> None:
+        src = self.source
+        if isinstance(src, (list, tuple)):
+            src = tuple(str(s) for s in src)
+            object.__setattr__(self, "source", src[0] if len(src) == 1 else src)
+        object.__setattr__(self, "eval_domains", tuple(self.eval_domains or ()))
+
+    @property
+    def sources(self) -> Tuple[str, ...]:
+        """The source domain names, in order."""
+        return self.source if isinstance(self.source, tuple) else (self.source,)
+
+    @property
+    def source_label(self) -> str:
+        """``"a + b"`` for several sources, the name for one."""
+        return " + ".join(self.sources)
 
     def validate(self) -> "RunConfig":
         """Check the fields that need no data.
@@ -63,14 +93,22 @@ class RunConfig:
         ValueError
             Naming the field and what is allowed.
         """
-        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= 10000:
-            raise ValueError(f"epochs must be a whole number in [1, 10000], got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 65536:
-            raise ValueError(f"batch-size must be a whole number in [1, 65536], got {self.batch_size!r}")
+        if not isinstance(self.epochs, int) or not EPOCHS[0] <= self.epochs <= EPOCHS[1]:
+            raise ValueError(f"epochs must be a whole number in [{EPOCHS[0]}, {EPOCHS[1]}], got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or not BATCH_SIZE[0] <= self.batch_size <= BATCH_SIZE[1]:
+            raise ValueError(f"batch-size must be a whole number in [{BATCH_SIZE[0]}, {BATCH_SIZE[1]}], "
+                             f"got {self.batch_size!r}")
+        if not self.sources or not all(self.sources):
+            raise ValueError("give at least one source domain")
+        dup = sorted({s for s in self.sources if self.sources.count(s) > 1})
+        if dup:
+            raise ValueError(f"source domain(s) listed twice: {', '.join(dup)}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative whole number, got {self.seed!r}")
         if self.select not in SELECTION_SCORES:
             raise ValueError(f"select must be one of {', '.join(SELECTION_SCORES)}, got {self.select!r}")
+        if self.init_checkpoint not in ("selected", "last"):
+            raise ValueError(f"init_checkpoint must be selected or last, got {self.init_checkpoint!r}")
         if not isinstance(self.hparams, dict):
             raise ValueError("hparams must be a JSON object, e.g. '{\"lr\": 0.001}'")
         return self
@@ -79,6 +117,7 @@ class RunConfig:
         """JSON-ready dict."""
         d = asdict(self)
         d["eval_domains"] = list(self.eval_domains)
+        d["source"] = self.source if isinstance(self.source, str) else list(self.source)
         return d
 
     @classmethod
@@ -88,7 +127,10 @@ class RunConfig:
         kw = {k: v for k, v in d.items() if k in names}
         if "eval_domains" in kw:
             kw["eval_domains"] = tuple(kw["eval_domains"])
+        if isinstance(kw.get("source"), list):
+            kw["source"] = tuple(kw["source"])
         return cls(**kw)
 
     def to_json(self) -> str:
+        """Canonical JSON of :meth:`to_dict` (sorted keys)."""
         return json.dumps(self.to_dict(), sort_keys=True)

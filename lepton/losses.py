@@ -28,7 +28,8 @@ def coral_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
     -------
     torch.Tensor
         Scalar. Zero (with a gradient path) when either batch has fewer than 2 rows, where the
-        covariance is undefined (``n - 1 = 0``); the training loop warns about such batches.
+        covariance is undefined (``n - 1 = 0``); :func:`lepton.training.plan` says so in its
+        notes when the batch size makes such batches (or a rank-deficient covariance) happen.
 
     Raises
     ------

@@ -5,7 +5,7 @@ same string is used by the CLI, the UI and the stored run config.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, Iterator, List, TypeVar
+from typing import Callable, Dict, Generic, Iterator, List, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -24,10 +24,14 @@ class Registry(Generic[T]):
     ----------
     kind : str
         What is registered (``"method"``, ``"domain"``), used in error messages.
+    name_attr : str, optional
+        If given, :meth:`add` sets this attribute of each registered object to its name (so a
+        method class knows the name it is registered under).
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, name_attr: Optional[str] = None):
         self.kind = kind
+        self.name_attr = name_attr
         self._items: Dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -49,6 +53,8 @@ class Registry(Generic[T]):
         """Register ``obj`` under ``name`` (``replace=True`` allows overwriting)."""
         if name in self._items and not replace:
             raise ValueError(f"{self.kind} {name!r} is already registered")
+        if self.name_attr:
+            setattr(obj, self.name_attr, name)
         self._items[name] = obj
 
     def get(self, name: str) -> T:

@@ -61,6 +61,6 @@ with tab_map:
         counts = pd.crosstab(sel["domain"], sel["label"].astype(str))
         st.dataframe(counts, key="sel_counts")
         for dom_name, part in sel.groupby("domain", sort=False):
-            img = explore.selection_images(cfg, dom_name, part)
+            img = explore.selection_images(run_id, part)
             if img is not None:
                 st.image(img, caption=f"{dom_name}: {min(len(part), 60)} of {len(part)} selected images")

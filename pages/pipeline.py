@@ -1,6 +1,7 @@
 """Pipeline: several source domains -> ssl -> multitask -> transfer -> evaluate on a new target, stage by stage."""
 import streamlit as st
 
+from lepton.config import EPOCHS
 from lepton.strategies.stages import describe_stages, valid_stages
 from lepton.training import jobs as core_jobs
 from ui import live, state, widgets
@@ -26,7 +27,7 @@ stages = st.multiselect("Stages, in the order they run", options, default=["ssl"
 st.caption("Order: **ssl** → **multitask** → **maml | reptile** → one **transfer method** (dann, finetune, ...) "
            "→ **evaluate**. Leave out any you do not want.")
 c = st.columns(4)
-epochs = c[0].number_input("Epochs per stage", 1, 100, 2, key="pl_epochs")
+epochs = c[0].number_input("Epochs per stage", EPOCHS[0], EPOCHS[1], 2, key="pl_epochs")
 k = c[1].number_input("k (target labels per class)", 1, 100, 5, key="pl_k",
                       help="Used by k-shot stages, the per-stage linear probe and evaluate.")
 draws = c[2].number_input("Evaluation draws", 1, 20, 3, key="pl_draws",

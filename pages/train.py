@@ -1,7 +1,7 @@
 """Train: pick source and target, a method and its settings, start a run and watch it live."""
 import streamlit as st
 
-from lepton.config import RunConfig
+from lepton.config import EPOCHS, RunConfig
 from lepton.methods import METHODS
 from lepton.training import jobs as core_jobs
 from ui import explore, images, live, state, widgets
@@ -17,6 +17,10 @@ left, right = st.columns(2, gap="large")
 with left:
     source = widgets.domain_select("Source domain (labelled)", "source", state.DEFAULT_SOURCE,
                                    help="The model is trained on these images and their labels.")
+    extra = [] if lesson else st.multiselect(
+        "More source domains (optional)", [n for n in state.domain_names() if n != source], key="extra_sources",
+        format_func=state.domain_label, help="Train on several labelled domains together (multi-source); each "
+        "is stored with the role source.")
     images.show_grid(source, per_class=2, tile=32)
 with right:
     target = widgets.domain_select("Target domain (unlabelled)", "target", state.DEFAULT_TARGET,
@@ -27,7 +31,7 @@ names = METHODS.names()
 c1, c2, c3 = st.columns([2, 1, 1])
 method = c1.selectbox("Method", names, index=names.index(state.DEFAULT_METHOD), key="method", bind="query-params",
                       help="source-only is the baseline; dann, deep-coral and dan align the domains' features.")
-epochs = c2.number_input("Epochs", 1, 200, 5, key="epochs", bind="query-params",
+epochs = c2.number_input("Epochs", EPOCHS[0], EPOCHS[1], 5, key="epochs", bind="query-params",
                          help="Passes over the source training set.")
 seed = c3.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params",
                        help="Same seed, same result: share the link to reproduce this experiment.")
@@ -49,7 +53,7 @@ if not lesson:
                                  key="init_from", format_func=lambda r: "no: fresh random weights" if r is None
                                  else explore.run_label(stored)(r), help="Reuse features learnt in an earlier run.")
 
-config = RunConfig(source=source, target=target, method=method, hparams=hparams, epochs=int(epochs),
+config = RunConfig(source=(source, *extra), target=target, method=method, hparams=hparams, epochs=int(epochs),
                    batch_size=int(batch_size), seed=int(seed), device=device, select=select, init_from=init_from)
 blocked = widgets.show_problems(state.check(config.to_json()))
 
@@ -70,7 +74,7 @@ if st.button("Start training", type="primary", icon=":material/play_arrow:", key
 others = [j for j in jm.active() if j.id != job_id and j.kind == "run"]
 if others:
     st.caption(f"{len(others)} other run(s) training on this server: "
-               + ", ".join(f"{j.config.method} {j.config.source}→{j.config.target}" for j in others))
+               + ", ".join(f"{j.config.method} {j.config.source_label}→{j.config.target}" for j in others))
 if job_id is not None:
     st.divider()
     live.job_panel(job_id)

@@ -185,12 +185,10 @@ def test_check_config_marks_the_oracle():
     (RunConfig("digits", "digits-rotated", "dann", hparams={"lr": 50.0}), "lr"),
     (RunConfig("digits", "digits-rotated", "no-such-method"), "unknown method"),
     (RunConfig("digits", "no-such-domain", "dann"), "unknown domain"),
-    (RunConfig("digits", "digits-rotated", "dann", device="cuda:7"), "cuda"),
+    (RunConfig("digits", "digits-rotated", "dann", device="cuda:99"), "cuda"),
 ])
 def test_check_config_explains_bad_settings(cfg, words):
     probs = check_config(cfg)
-    if cfg.device == "cuda:7" and not probs:
-        pytest.skip("this machine has 8 GPUs")
     assert levels(probs) == ["error"] and words in probs[0]["message"].lower()
 
 

@@ -16,10 +16,11 @@ import pytest
 
 from lepton.cli import main
 from lepton.config import RunConfig
-from lepton.kb import KBError, KBRecorder, KnowledgeBase, LIST_COLUMNS, RunFileError, UnknownRunError
+from lepton.kb import KBError, KnowledgeBase, LIST_COLUMNS, RunFileError, UnknownRunError
+from lepton.training.recorder import KBRecorder
 from lepton.kb import files as kb_files
 from lepton.kb import procs
-from lepton.kb.recorder import stratified_sample
+from lepton.data.sampling import stratified_sample
 from lepton.training import Callback, fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,8 +128,8 @@ def test_stored_run_reads_back(cli_runs):
 
     # the stored selected checkpoint reproduces the recorded target accuracy
     from lepton.evaluation.metrics import accuracy, batched
-    from lepton.training import prepare
-    prep = prepare(RunConfig.from_dict(run["config"]))
+    from lepton.training import plan
+    prep = plan(RunConfig.from_dict(run["config"]))
     prep.method.load_state_dict(kb.load_state(rid, "selected"))
     acc = accuracy(doms[1].y_test, batched(prep.method.predict, doms[1].x_test).argmax(1))
     assert acc == pytest.approx(s["checkpoints"]["selected"]["target_acc"], abs=1e-6)
@@ -348,7 +349,7 @@ def test_newer_schema_version_is_refused_naming_both(tmp_path):
     KnowledgeBase(tmp_path)
     with sqlite3.connect(tmp_path / "index.sqlite") as con:
         con.execute("PRAGMA user_version = 99")
-    with pytest.raises(KBError, match=r"schema version 99.*schema version 1"):
+    with pytest.raises(KBError, match=r"schema version 99.*schema version 2"):
         KnowledgeBase(tmp_path)
 
 

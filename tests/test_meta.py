@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lepton.methods import METHODS
+from lepton.methods import Batch, build_method
 from lepton.methods.meta import EpisodeSampler
 from lepton.pipeline import run_pipeline
 
@@ -57,7 +57,7 @@ def _ce(net, x, y, classes):
 
 
 def test_first_order_maml_gradient_by_hand(monkeypatch):
-    m = METHODS.get("maml")((12,), 3, {"inner_steps": 1, "meta_batch": 1, "inner_lr": 0.1})
+    m = build_method("maml", (12,), 3, {"inner_steps": 1, "meta_batch": 1, "inner_lr": 0.1})
     ep = _episode()
     monkeypatch.setattr(m, "episodes", lambda batch: [ep])
     got = {}
@@ -71,14 +71,14 @@ def test_first_order_maml_gradient_by_hand(monkeypatch):
             p -= 0.1 * g
     expected = dict(zip([n for n, _ in ref.named_parameters()],
                         torch.autograd.grad(_ce(ref, ep[2], ep[3], ep[4]), list(ref.parameters()))))
-    out = m.update({})
+    out = m.update(Batch(), 0)
     assert set(out) == {"support", "query"}
     for n, g in expected.items():
         assert torch.allclose(got[n], g, atol=1e-6), n
 
 
 def test_zero_head_restarts_the_head_and_leaves_it_out_of_the_meta_update(monkeypatch):
-    m = METHODS.get("maml")((12,), 3, {"inner_steps": 1, "meta_batch": 1, "zero_head": True})
+    m = build_method("maml", (12,), 3, {"inner_steps": 1, "meta_batch": 1, "zero_head": True})
     ep = _episode()
     fast, _ = m.adapt(ep[0], ep[1], ep[4])
     # one SGD step from a zero head: W' = -alpha * grad, and the bias moves by alpha * mean(y - p)
@@ -87,13 +87,13 @@ def test_zero_head_restarts_the_head_and_leaves_it_out_of_the_meta_update(monkey
     got = {}
     monkeypatch.setattr(m.optimizer, "step", lambda: got.update(
         {n: p.grad for n, p in m.net.named_parameters()}))
-    m.update({})
+    m.update(Batch(), 0)
     assert got["head.weight"] is None and got["head.bias"] is None
     assert got["encoder.net.1.weight"] is not None
 
 
 def test_reptile_update_by_hand(monkeypatch):
-    m = METHODS.get("reptile")((12,), 3, {"inner_steps": 2, "meta_batch": 1, "inner_lr": 0.1, "meta_step": 0.5})
+    m = build_method("reptile", (12,), 3, {"inner_steps": 2, "meta_batch": 1, "inner_lr": 0.1, "meta_step": 0.5})
     ep = _episode()
     monkeypatch.setattr(m, "episodes", lambda batch: [ep])
     theta = {n: p.detach().clone() for n, p in m.net.named_parameters()}
@@ -104,14 +104,12 @@ def test_reptile_update_by_hand(monkeypatch):
         with torch.no_grad():
             for p, g in zip(ref.parameters(), gs):
                 p -= 0.1 * g
-    m.step = 0  # progress 0: epsilon = meta_step
-    out = m.update({})
+    out = m.update(Batch(), 0)  # progress 0: epsilon = meta_step
     assert out["meta_step"] == pytest.approx(0.5)
     for (n, p), (_, pa) in zip(m.net.named_parameters(), ref.named_parameters()):
         assert torch.allclose(p, theta[n] + 0.5 * (pa - theta[n]), atol=1e-6), n
-    m.step = m.total_steps  # annealed to 0 at the end: no change
     before = [p.clone() for p in m.net.parameters()]
-    m.update({})
+    m.update(Batch(), m.total_steps)  # annealed to 0 at the end: no change
     assert all(torch.equal(a, b) for a, b in zip(before, m.net.parameters()))
 
 
@@ -121,5 +119,7 @@ def test_meta_learning_then_k_shot_adaptation_on_digits(stage):
                        record=False)
     assert res.status == "completed"
     rows = {(r["protocol"], r["k"]): r for r in res.evaluation["rows"]}
-    assert rows[("fine-tune", 5)]["mean"] > 0.35 and len(rows[("fine-tune", 5)]["values"]) == 2  # chance 0.1
-    assert rows[("linear-probe", 5)]["mean"] > 0.35
+    # chance is 0.1; a source-only encoder measured 0.785 (fine-tune) and 0.69 (probe) here, seed 0;
+    # maml 0.78 / 0.75, reptile 0.80 / 0.80
+    assert rows[("fine-tune", 5)]["mean"] > 0.7 and len(rows[("fine-tune", 5)]["values"]) == 2
+    assert rows[("linear-probe", 5)]["mean"] > 0.65

@@ -3,12 +3,12 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 from lepton.cli import main
 from lepton.data.catalog import DOMAINS, DomainSpec
 from lepton.kb import KnowledgeBase
-from lepton.pipeline import PipelineResult, format_result, run_pipeline
+from lepton.cli.pipeline import format_result
+from lepton.pipeline import PipelineResult, run_pipeline
 from lepton.strategies.stages import parse_stage, parse_stages, valid_stages
 
 from toydata import make_domain
@@ -143,7 +143,8 @@ def test_end_to_end_records_each_stage_with_its_parent(three):
     for s in res.stages[:4]:
         run = kb.get_run(s.run_id)
         assert run["status"] == "completed" and run["parent"] == s.parent
-        assert run["config"]["method"] == s.name and run["config"]["eval_domains"] == [three[1]]
+        assert run["config"]["method"] == s.name and run["config"]["source"] == list(three[:2])
+        assert run["roles"] == ["source", "source", "target"]  # every source is a source, not "eval"
         assert (run["run_dir"] / "stage.json").exists()
         assert 0.0 <= s.metrics["probe"]["mean"] <= 1.0 and len(s.metrics["probe"]["values"]) == 2
         kb.load_state(s.run_id, "last")  # each stage's encoder is stored and reusable

@@ -9,7 +9,8 @@ from lepton.config import RunConfig
 from lepton.evaluation import projection
 from lepton.evaluation.projection import aligned_maps, compute_map, embed
 from lepton.evaluation.shift import domain_shift, shift_statistics
-from lepton.kb import KBError, KBRecorder, KnowledgeBase
+from lepton.kb import KBError, KnowledgeBase
+from lepton.training.recorder import KBRecorder
 from lepton.training import fit
 
 COLUMNS = ["x", "y", "domain", "domain_id", "role", "label", "label_id", "pred", "pred_id", "correct", "row", "index",

@@ -63,9 +63,9 @@ def test_non_finite_loss_stops_with_name_and_step(toy_domains):
     class Exploding(SourceOnly):
         name = "exploding"
 
-        def update(self, batch):
-            out = super().update(batch)
-            return {"cls": out["cls"] * (float("inf") if self.step >= 6 else 1.0)}
+        def update(self, batch, step):
+            out = super().update(batch, step)
+            return {"cls": out["cls"] * (float("inf") if step >= 6 else 1.0)}
 
     METHODS.add("exploding", Exploding)
     try:

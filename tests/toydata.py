@@ -20,16 +20,16 @@ def make_domain(name="toy", n=40, k=3, shape=(1, 8, 8), seed=0, modality="image"
 
 
 def fake_fit(step_s=0.01, steps_per_epoch=3, raise_exc=None, fail_at=None):
-    """A stand-in for lepton.training.fit driving the callbacks like the real loop (no torch)."""
+    """A stand-in for lepton.training.train driving the callbacks like the real loop (no torch)."""
     from types import SimpleNamespace
 
     from lepton.training.loop import RunResult
 
-    def fit(config, callbacks=(), stop_event=None, data_dir=None, init_state=None):
+    def fit(config, kb=None, callbacks=(), stop_event=None, data_dir=None, record=True, **kw):
         if raise_exc is not None:
             raise raise_exc
         run = SimpleNamespace(config=config, total_steps=steps_per_epoch * config.epochs,
-                              steps_per_epoch=steps_per_epoch, history=[])
+                              steps_per_epoch=steps_per_epoch, history=[], run_id=None, notes=[])
         for cb in callbacks:
             cb.on_run_start(run)
         status, step = "completed", 0
@@ -51,7 +51,7 @@ def fake_fit(step_s=0.01, steps_per_epoch=3, raise_exc=None, fail_at=None):
             run.history.append(row)
             for cb in callbacks:
                 cb.on_epoch_end(run, epoch, row)
-        table = [{"domain": config.source, "role": "source", "split": "test", "checkpoint": "selected",
+        table = [{"domain": config.source_label, "role": "source", "split": "test", "checkpoint": "selected",
                   "accuracy": 0.7, "n": 540},
                  {"domain": config.target, "role": "target", "split": "test", "checkpoint": "selected",
                   "accuracy": 0.4, "n": 540}]

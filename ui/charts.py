@@ -69,20 +69,6 @@ def accuracy_bars(table: List[dict]) -> go.Figure:
     return _layout(fig, "Test accuracy per domain", height=340)
 
 
-def before_after(history: Sequence[dict], checkpoints: Dict[str, dict]) -> pd.DataFrame:
-    """Accuracy after the first epoch vs the chosen checkpoints, for source and target."""
-    if not history:
-        return pd.DataFrame()
-    first = history[0]
-    rows = [{"": "after epoch 1", "source": first.get("source_acc"), "target": first.get("target_acc")}]
-    for k in ("selected", "last", "oracle"):
-        c = checkpoints.get(k)
-        if c:
-            rows.append({"": f"{CHECKPOINT_NAMES[k]} (epoch {c['epoch']})", "source": c.get("source_acc"),
-                         "target": c.get("target_acc")})
-    return pd.DataFrame(rows).set_index("")
-
-
 def per_class_bars(per_class: List[dict]) -> go.Figure:
     df = pd.DataFrame(per_class)
     if df.empty:

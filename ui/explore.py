@@ -63,7 +63,9 @@ def baseline_id(cfg: Dict, runs: pd.DataFrame) -> Optional[str]:
     """The newest stored source-only run on the same source -> target pair ("before adaptation")."""
     if cfg.get("method") == "source-only" or runs.empty:
         return None
-    base = runs[(runs["method"] == "source-only") & (runs["source"] == cfg.get("source"))
+    src = cfg.get("source")
+    src = " + ".join(src) if isinstance(src, list) else src
+    base = runs[(runs["method"] == "source-only") & (runs["source"] == src)
                 & (runs["target"] == cfg.get("target"))]
     return None if base.empty else str(base.iloc[0]["run_id"])
 
@@ -155,22 +157,11 @@ def _clean(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def harmonised(source: str, target: str):
-    """The pair exactly as training saw it (:func:`lepton.data.pairing.harmonise`)."""
-    from lepton.data.pairing import harmonise
-    doms, _ = harmonise([state.domain(source), state.domain(target)])
-    return doms
-
-
-def selection_images(cfg: Dict, domain_name: str, part: pd.DataFrame) -> Optional[np.ndarray]:
-    """A mosaic of the selected test images of one domain (``index`` = row of its harmonised test split)."""
+def selection_images(run_id: str, part: pd.DataFrame) -> Optional[np.ndarray]:
+    """A mosaic of the selected test images of one domain of a run: the inputs behind the snapshot
+    rows, exactly as the run saw them (:meth:`lepton.kb.KnowledgeBase.snapshot_inputs`)."""
     try:
-        doms = harmonised(cfg["source"], cfg["target"])
+        x = state.kb().snapshot_inputs(run_id, int(part["domain_id"].iloc[0]), [int(i) for i in part["index"][:60]])
     except Exception:  # noqa: BLE001 - the domain may be gone (an upload removed); skip the pictures
         return None
-    dom = next((d for d in doms if d.name == domain_name), None)
-    if dom is None or dom.modality != "image":
-        return None
-    idx = [int(i) for i in part["index"] if 0 <= int(i) < len(dom.x_test)][:60]
-    return images.mosaic(dom.x_test[idx], cols=12, tile=36) if idx else None
+    return images.mosaic(x, cols=12, tile=36) if len(x) and x.ndim == 4 else None

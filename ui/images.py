@@ -1,7 +1,7 @@
 """Image mosaics for the app: sample grids and selected samples as one picture each (fast to send)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import streamlit as st
@@ -35,17 +35,6 @@ def mosaic(x: np.ndarray, cols: int = 10, tile: int = 40, pad: int = 2) -> np.nd
         r, c = divmod(i, cols)
         out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = im
     return out
-
-
-def sample_indices(y: np.ndarray, per_class: int, n_classes: int, seed: int = 0) -> np.ndarray:
-    """Up to ``per_class`` seeded indices of each class, class by class (for a sample grid)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in range(n_classes):
-        idx = np.flatnonzero(y == c)
-        if len(idx):
-            out.append(rng.choice(idx, min(per_class, len(idx)), replace=False))
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -86,12 +75,3 @@ def show_grid(name: str, caption: Optional[str] = None, per_class: int = 4, tile
     st.image(img, caption=caption, width="stretch" if img.shape[1] > 300 else "content")
 
 
-def selected_images(name: str, split: str, index: Sequence[int], limit: int = 60) -> Optional[np.ndarray]:
-    """Mosaic of examples ``index`` of a domain split (for a map selection); ``None`` for tables."""
-    from . import state
-    d = state.domain(name)
-    if d.modality != "image":
-        return None
-    x, _ = d.split(split)
-    idx = [int(i) for i in index if 0 <= int(i) < len(x)][:limit]
-    return mosaic(x[idx], cols=12, tile=36) if idx else None

@@ -40,7 +40,8 @@ def job_panel(job_id: str) -> None:
 
 def _draw(s: dict) -> None:
     c = s["config"]
-    st.subheader(f"{STATUS_ICON.get(s['status'], '')} {c['method']}: {c['source']} → {c['target']}")
+    src = " + ".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+    st.subheader(f"{STATUS_ICON.get(s['status'], '')} {c['method']}: {src} → {c['target']}")
     done = s["status"] in ("completed", "stopped", "failed")
     frac = 1.0 if s["status"] == "completed" else s["fraction"]
     text = (f"{s['status']} — {s['phase']} · epoch {s['epoch']}/{s['epochs']} · step {s['step']}/{s['total'] or '?'}"

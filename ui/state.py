@@ -110,7 +110,7 @@ def check(config_json: str) -> List[dict]:
     """:func:`lepton.training.jobs.check_config` of a JSON config (cached: a rerun costs nothing)."""
     from lepton.config import RunConfig
     from lepton.training.jobs import check_config
-    return check_config(RunConfig.from_dict(json.loads(config_json)))
+    return check_config(RunConfig.from_dict(json.loads(config_json)), kb=kb())
 
 
 @st.cache_data(show_spinner="Comparing the domains ...", max_entries=64)

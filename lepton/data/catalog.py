@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from ..registry import Registry
+from ..paths import resolve_data_dir
 from .domain import DataError, Domain
 
 
@@ -51,23 +52,6 @@ class DomainSpec:
 
 
 DOMAINS: Registry[DomainSpec] = Registry("domain")
-
-
-def resolve_data_dir(data_dir: Optional[os.PathLike] = None) -> Path:
-    """Folder holding benchmark files: the argument, else ``$LEPTON_DATA_DIR``, else a user cache.
-
-    Returns
-    -------
-    pathlib.Path
-        The folder (not created here).
-    """
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    env = os.environ.get("LEPTON_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lepton" / "data"
 
 
 _CACHE: Dict[tuple, Domain] = {}

@@ -1,8 +1,7 @@
 """Pairing a source with a target domain: explicit, recorded harmonisation."""
 from __future__ import annotations
 
-import warnings
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -10,28 +9,32 @@ from .domain import DataError, Domain
 from .shifts import resize_images
 
 
-def harmonise(domains: Sequence[Domain]) -> Tuple[List[Domain], Dict[str, object]]:
+def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None
+              ) -> Tuple[List[Domain], Dict[str, object]]:
     """Make domains comparable: one image size and framing, one channel count, shared classes.
 
-    The first domain is the source, the second the target, any others are extra evaluation
-    domains. Images get the largest height/width among the domains; each domain's object is
+    ``roles`` says what each domain is (``source``, ``target``, ``eval``); by default the first
+    domain is the source, the second the target, any others extra evaluation domains. Images get the largest height/width among the domains; each domain's object is
     rescaled so it spans the same fraction of the frame (the smallest ``content_fraction``), so
     a USPS digit filling 16x16 becomes a 20x20 digit centred in 28x28 beside MNIST. Gray images
     are repeated to RGB when any domain is RGB. Only the classes shared (by name) by all domains
-    are kept, with a warning naming the classes dropped.
+    are kept; the record's ``notes`` name the classes dropped (no warning is raised, so callers
+    in any thread can show them).
 
     Parameters
     ----------
     domains : sequence of Domain
-        ``[source, target, *extra]``.
+        ``[source, target, *extra]``, or any order with ``roles``.
+    roles : sequence of str, optional
+        One per domain; at least one ``source`` and exactly one ``target``.
 
     Returns
     -------
     harmonised : list of Domain
         Same order; labels re-indexed to the shared class list (in the source's order).
     record : dict
-        What was done: ``image_size``, ``channels``, ``content_fraction``, ``resized``,
-        ``classes``, ``dropped_classes``; stored in the run config.
+        What was done: ``roles``, ``image_size``, ``channels``, ``content_fraction``, ``resized``,
+        ``classes``, ``dropped_classes``, ``notes`` (sentences for people); stored with the run.
 
     Raises
     ------
@@ -39,19 +42,30 @@ def harmonise(domains: Sequence[Domain]) -> Tuple[List[Domain], Dict[str, object
         Different modalities or feature sizes, no shared class, fewer than 2 shared classes, an
         empty source or target training split, or a single-class source.
     """
-    src, tgt = domains[0], domains[1]
+    domains = list(domains)
+    roles = list(roles) if roles is not None else (["source", "target"] + ["eval"] * (len(domains) - 2))[:len(domains)]
+    if len(roles) != len(domains) or roles.count("target") != 1 or "source" not in roles:
+        raise DataError(f"roles {roles} do not fit {len(domains)} domains: give at least one source and one target")
+    srcs = [d for d, r in zip(domains, roles) if r == "source"]
+    src, tgt = srcs[0], domains[roles.index("target")]
     mods = {d.modality for d in domains}
     if len(mods) > 1:
         raise DataError("cannot pair domains of different modalities: "
                         + ", ".join(f"{d.name} ({d.modality})" for d in domains))
-    for d, role in ((src, "source"), (tgt, "target")):
+    for d, role in [*((s, "source") for s in srcs), (tgt, "target")]:
         if len(d.y_train) == 0:
             raise DataError(f"the {role} domain {d.name!r} has no training examples; pick another domain")
     if len(np.unique(src.y_train)) < 2:
         raise DataError(f"the source domain {src.name!r} has a single class in its training split; "
                         "a classifier needs at least 2 classes")
-    record: Dict[str, object] = {}
-    domains, record["classes"], record["dropped_classes"] = _shared_classes(list(domains))
+    record: Dict[str, object] = {"roles": roles, "notes": []}
+    first = domains.index(src)
+    order = [first] + [i for i in range(len(domains)) if i != first]  # classes in the first source's order
+    shared, record["classes"], record["dropped_classes"] = _shared_classes([domains[i] for i in order], tgt.name)
+    domains = [shared[order.index(i)] for i in range(len(domains))]
+    if record["dropped_classes"]:
+        record["notes"].append("classes not shared by all domains were dropped: " + "; ".join(
+            f"{k}: {', '.join(v)}" for k, v in record["dropped_classes"].items()))
     if src.modality == "image":
         domains = _harmonise_images(domains, record)
     else:
@@ -62,20 +76,18 @@ def harmonise(domains: Sequence[Domain]) -> Tuple[List[Domain], Dict[str, object
     return domains, record
 
 
-def _shared_classes(domains: List[Domain]):
+def _shared_classes(domains: List[Domain], target: str):
     shared = [c for c in domains[0].class_names if all(c in d.class_names for d in domains[1:])]
+    other = next((d for d in domains[1:] if d.name == target), domains[1])
     if not shared:
         raise DataError(f"no classes are shared by {domains[0].name!r} ({', '.join(domains[0].class_names[:10])}) "
-                        f"and {domains[1].name!r} ({', '.join(domains[1].class_names[:10])}); "
+                        f"and {other.name!r} ({', '.join(other.class_names[:10])}); "
                         "pick domains with the same class names")
     if len(shared) < 2:
-        raise DataError(f"only one class ({shared[0]!r}) is shared by {domains[0].name!r} and {domains[1].name!r}; "
+        raise DataError(f"only one class ({shared[0]!r}) is shared by {domains[0].name!r} and {other.name!r}; "
                         "a classifier needs at least 2")
     dropped = {d.name: [c for c in d.class_names if c not in shared] for d in domains}
     dropped = {k: v for k, v in dropped.items() if v}
-    if dropped:
-        warnings.warn("classes not shared by all domains were dropped: "
-                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in dropped.items()))
     out = []
     for d in domains:
         if d.class_names == shared:

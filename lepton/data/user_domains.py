@@ -34,6 +34,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Dict, List, Optional, Union
 
+from ..paths import default_home
 from .catalog import DOMAINS, DomainSpec
 from .domain import DataError
 
@@ -51,14 +52,9 @@ class UploadError(DataError):
 
 def lepton_home(home: Optional[os.PathLike] = None) -> Path:
     """The lepton home folder (not created): ``home``, else the knowledge base's default
-    (``$LEPTON_HOME``, else the platform's user data folder; see :func:`lepton.kb.store.default_home`)."""
+    (``$LEPTON_HOME``, else the platform's user data folder; see :func:`lepton.paths.default_home`)."""
     if home is not None:
         return Path(home).expanduser()
-    try:
-        from ..kb.store import default_home
-    except ImportError:  # the knowledge base is optional here; same rule as default_home
-        env = os.environ.get("LEPTON_HOME")
-        return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "lepton"
     return default_home()
 
 

@@ -12,7 +12,6 @@ Coordinates only; plotting is the app's business.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 import warnings
@@ -161,12 +160,12 @@ def _select(snap: Dict[str, Any], domains: Optional[Sequence[Any]]) -> np.ndarra
     if domains is None:
         return np.arange(len(snap["domain"]))
     ids = []
-    roles = {"source": 0, "target": 1}
+    roles = list(snap.get("domain_roles") or [])
     for d in domains:
         if isinstance(d, (int, np.integer)) and 0 <= int(d) < len(names):
             ids.append(int(d))
-        elif d in roles and roles[d] < len(names):
-            ids.append(roles[d])
+        elif d in ("source", "target") and d in roles:
+            ids.extend(i for i, r in enumerate(roles) if r == d)
         elif d in names:
             ids.append(names.index(d))
         else:
@@ -177,7 +176,7 @@ def _select(snap: Dict[str, Any], domains: Optional[Sequence[Any]]) -> np.ndarra
 def _frame(snap: Dict[str, Any], rows: np.ndarray, xy: np.ndarray, epoch: int):
     import pandas as pd
     names = list(snap["domain_names"])
-    roles = ["source", "target"] + ["eval"] * (len(names) - 2)
+    roles = list(snap.get("domain_roles") or (["source", "target"] + ["eval"] * (len(names) - 2)))
     if len(set(names)) < len(names):
         names = [f"{n} ({r})" for n, r in zip(names, roles)]
     cls = np.asarray(snap["class_names"], dtype=object)
@@ -188,28 +187,6 @@ def _frame(snap: Dict[str, Any], rows: np.ndarray, xy: np.ndarray, epoch: int):
         "role": np.asarray(roles, dtype=object)[dom],
         "label": cls[lab], "label_id": lab, "pred": cls[pred], "pred_id": pred, "correct": lab == pred,
         "row": rows.astype(np.int64), "index": snap["index"][rows], "epoch": np.full(len(rows), epoch, np.int64)})
-
-
-def _cache_path(kb, run_id: str, key: Dict[str, Any]):
-    h = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    return kb.run_dir(run_id) / "maps" / f"{key['kind']}-{key['method']}-{h}.npz", h
-
-
-def _cache_get(path, h: str) -> Optional[np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return z["coords"] if str(z["key"]) == h else None
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
-
-
-def _cache_put(path, h: str, coords: np.ndarray) -> None:
-    from ..kb.files import write_npz
-    try:
-        path.parent.mkdir(exist_ok=True)
-        write_npz(path, {"coords": coords.astype(np.float32), "key": np.array(h)})
-    except OSError as e:  # a cache: a read-only or full disk only costs the next recompute
-        warnings.warn(f"could not cache the map in {path.parent}: {e}")
 
 
 def compute_map(kb, run_id: str, epoch: Optional[int] = None, method: str = "umap",
@@ -253,12 +230,11 @@ def compute_map(kb, run_id: str, epoch: Optional[int] = None, method: str = "uma
     p = resolve_params(method, params)
     key = {"kind": "map", "run": rid, "epochs": [snap["epoch"]], "rows": _rows_key(rows), "method": method,
            "params": p, "v": _CACHE_VERSION}
-    path, h = _cache_path(kb, rid, key)
-    xy = _cache_get(path, h) if cache else None
+    xy = kb.cached_map(rid, key) if cache else None
     if xy is None or len(xy) != len(rows):
         xy = embed(snap["features"][rows], method, p)
         if cache:
-            _cache_put(path, h, xy)
+            kb.cache_map(rid, key, xy)
     return _frame(snap, rows, xy, snap["epoch"])
 
 
@@ -321,12 +297,11 @@ def aligned_maps(kb, run_id: str, epochs: Optional[Sequence[int]] = None, method
     p = resolve_params(method, params)
     key = {"kind": "aligned", "run": rid, "epochs": [s["epoch"] for s in snaps], "rows": _rows_key(rows),
            "method": method, "params": p, "v": _CACHE_VERSION}
-    path, h = _cache_path(kb, rid, key)
-    coords = _cache_get(path, h) if cache else None
+    coords = kb.cached_map(rid, key) if cache else None
     if coords is None or coords.shape[:2] != (len(snaps), len(rows)):
         coords = np.stack(_aligned_frames([s["features"][rows] for s in snaps], method, p))
         if cache:
-            _cache_put(path, h, coords)
+            kb.cache_map(rid, key, coords)
     return pd.concat([_frame(s, rows, c, s["epoch"]) for s, c in zip(snaps, coords)], ignore_index=True)
 
 

@@ -108,10 +108,14 @@ def shift_statistics(kb, run_id: str, epoch: Optional[int] = None, seed: int = 0
     epochs = kb.feature_epochs(rid)
     first = kb.load_features(rid, epochs[0] if epochs else None)
     last = kb.load_features(rid, epoch)
-    out: Dict[str, Any] = {"run_id": rid, "source": first["domain_names"][0], "target": first["domain_names"][1]}
+    roles = first["domain_roles"]
+    src_ids = [i for i, r in enumerate(roles) if r == "source"]
+    tgt_id = roles.index("target")
+    out: Dict[str, Any] = {"run_id": rid, "source": " + ".join(first["domain_names"][i] for i in src_ids),
+                           "target": first["domain_names"][tgt_id]}
     tables = {}
     for when, snap in (("before", first), ("after", last)):
-        s, t = snap["domain"] == 0, snap["domain"] == 1
+        s, t = np.isin(snap["domain"], src_ids), snap["domain"] == tgt_id
         st = shift_between(snap["features"][s], snap["features"][t], snap["labels"][s], snap["labels"][t],
                            snap["class_names"], seed)
         tables[when] = st.pop("per_class")
@@ -155,13 +159,10 @@ def domain_shift(source, target, split: str = "train", cap: int = 2000, seed: in
     """
     from ..data import load_domain
     from ..data.pairing import harmonise
-    from ..kb.recorder import stratified_sample
-    import warnings
+    from ..data.sampling import stratified_sample
 
     doms = [load_domain(d) if isinstance(d, str) else d for d in (source, target)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # dropped classes are reported by the pairing UI itself
-        (s, t), record = harmonise(doms)
+    (s, t), record = harmonise(doms)
     (xs, ys), (xt, yt) = s.split(split), t.split(split)
     i, j = stratified_sample(ys, cap, seed), stratified_sample(yt, cap, seed)
     out = shift_between(xs[i], xt[j], ys[i], yt[j], s.class_names, seed)

@@ -1,19 +1,9 @@
-"""Knowledge base: stored runs (SQLite index + one folder per run) and the recorder callback.
-
-``KnowledgeBase`` reads and manages stored runs; ``KBRecorder`` is the training-loop callback
-that records one. Both are safe across threads and processes (see :mod:`lepton.kb.store`).
-Importing this package does not import torch; ``KBRecorder`` is loaded on first use.
-"""
+"""Knowledge base: stored runs (SQLite index + one folder per run). It only stores, and it is the
+only writer of run folders; the recorder that fills it lives with training
+(:class:`lepton.training.recorder.KBRecorder`). Importing this package does not import torch."""
+from ..paths import default_home
 from .files import KBError, RunFileError
-from .store import (CHECKPOINTS, LIST_COLUMNS, SCHEMA_VERSION, STATUSES, KnowledgeBase, UnknownRunError,
-                    default_home)
+from .store import CHECKPOINTS, LIST_COLUMNS, SCHEMA_VERSION, STATUSES, KnowledgeBase, UnknownRunError
 
-__all__ = ["KnowledgeBase", "KBRecorder", "KBError", "RunFileError", "UnknownRunError", "default_home",
-           "stratified_sample", "CHECKPOINTS", "LIST_COLUMNS", "SCHEMA_VERSION", "STATUSES"]
-
-
-def __getattr__(name):
-    if name in ("KBRecorder", "stratified_sample"):
-        from . import recorder
-        return getattr(recorder, name)
-    raise AttributeError(f"module 'lepton.kb' has no attribute {name!r}")
+__all__ = ["KnowledgeBase", "KBError", "RunFileError", "UnknownRunError", "default_home",
+           "CHECKPOINTS", "LIST_COLUMNS", "SCHEMA_VERSION", "STATUSES"]

@@ -7,6 +7,7 @@ finished: folder and ``run.json`` -> ``running`` row -> per-epoch files -> check
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -39,6 +40,11 @@ def _num(v: Any) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return f if np.isfinite(f) else None
+
+
+def _label(source: Any) -> Any:
+    """``"a + b"`` for a list of source domains (the index column), the name for one."""
+    return " + ".join(map(str, source)) if isinstance(source, (list, tuple)) else source
 
 
 class RunFolders:
@@ -98,7 +104,7 @@ class RunFolders:
             raise
         pid = os.getpid()
         self._insert({"run_id": rid, "created": created, "status": "running", "method": config.get("method"),
-                      "source": config.get("source"), "target": config.get("target"),
+                      "source": _label(config.get("source")), "target": config.get("target"),
                       "epochs": config.get("epochs"), "seed": config.get("seed"), "parent": parent, "error": "",
                       "pid": pid, "host": procs.hostname(), "start_token": procs.start_token(pid),
                       "heartbeat": time.time(), "epochs_done": 0})
@@ -154,7 +160,11 @@ class RunFolders:
             raise
         ck = result.checkpoints or {}
         get = lambda name, key: _num(ck.get(name, {}).get(key))  # noqa: E731
-        self._update(run_id, status=result.status, error=result.error or "",
+        task = getattr(result.config, "task", "classification")
+        doc = {"task": task, "metric": "accuracy" if task == "classification" else task,
+               "checkpoints": {n: {k: _num(v) if k != "epoch" else v for k, v in c.items()} for n, c in ck.items()}}
+        self._update(run_id, status=result.status, error=result.error or "", task=task,
+                     metrics=json.dumps(doc, allow_nan=False, default=str),
                      source_acc=get("selected", "source_acc"), target_acc=get("selected", "target_acc"),
                      target_acc_last=get("last", "target_acc"), target_acc_oracle=get("oracle", "target_acc"),
                      wall_time_s=_num(result.wall_time_s), epochs_done=len(result.history), heartbeat=time.time())
@@ -281,13 +291,14 @@ class RunFolders:
         get = lambda name, key: _num(ck.get(name, {}).get(key))  # noqa: E731
         try:
             self._insert({"run_id": rid, "created": meta.get("created") or "", "status": status,
-                          "method": cfg.get("method"), "source": cfg.get("source"), "target": cfg.get("target"),
+                          "method": cfg.get("method"), "source": _label(cfg.get("source")), "target": cfg.get("target"),
                           "epochs": cfg.get("epochs"), "seed": cfg.get("seed"), "parent": meta.get("parent"),
                           "error": error, "source_acc": get("selected", "source_acc"),
                           "target_acc": get("selected", "target_acc"), "target_acc_last": get("last", "target_acc"),
                           "target_acc_oracle": get("oracle", "target_acc"),
                           "wall_time_s": _num((summary or {}).get("wall_time_s")),
-                          "epochs_done": len((summary or {}).get("history", []))})
+                          "epochs_done": len((summary or {}).get("history", [])),
+                          "task": cfg.get("task", "classification")})
         except Exception as e:  # e.g. another process re-indexed it first
             return f"run folder {rid} could not be re-indexed ({e})"
         return f"run folder {rid} had no index row; re-indexed as {status}"

@@ -19,30 +19,36 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+from ..paths import default_home
 from . import procs
 from .files import KBError, RunFileError, read_json, read_npz, read_state
+from .artifacts import RunArtifacts
 from .runs import RunFolders
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("running", "completed", "stopped", "failed")
 CHECKPOINTS = ("selected", "last", "oracle")
 LIST_COLUMNS = ["run_id", "created", "status", "method", "source", "target", "epochs", "seed", "source_acc",
                 "target_acc", "target_acc_last", "target_acc_oracle", "wall_time_s", "parent", "error",
-                "epochs_done"]
+                "epochs_done", "task"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT PRIMARY KEY, created TEXT NOT NULL,
   status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'stopped', 'failed')),
   method TEXT, source TEXT, target TEXT, epochs INTEGER, seed INTEGER, epochs_done INTEGER DEFAULT 0,
   source_acc REAL, target_acc REAL, target_acc_last REAL, target_acc_oracle REAL, wall_time_s REAL,
-  parent TEXT, error TEXT DEFAULT '', pid INTEGER, host TEXT, start_token TEXT, heartbeat REAL, updated REAL)
+  parent TEXT, error TEXT DEFAULT '', pid INTEGER, host TEXT, start_token TEXT, heartbeat REAL, updated REAL,
+  task TEXT DEFAULT 'classification', metrics TEXT)
 """
+# Schema 2 (from 1): the task of a run and its metrics as a JSON document, so a task with other
+# metrics (ranking) needs no schema change; the indexed accuracy columns stay for listing.
+_MIGRATE_1_TO_2 = ("ALTER TABLE runs ADD COLUMN task TEXT DEFAULT 'classification'",
+                   "ALTER TABLE runs ADD COLUMN metrics TEXT")
 HOW_TO_LIST = "see the stored runs with `python -m lepton kb list`"
 
 
@@ -50,22 +56,7 @@ class UnknownRunError(KBError):
     """No run has this id; the message says how to list the ids."""
 
 
-def default_home() -> Path:
-    """Where the knowledge base lives: ``$LEPTON_HOME``, else the platform's user data folder
-    (``$XDG_DATA_HOME/lepton`` or ``~/.local/share/lepton`` on Linux, ``~/Library/Application
-    Support/lepton`` on macOS, ``%LOCALAPPDATA%\\lepton`` on Windows)."""
-    env = os.environ.get("LEPTON_HOME")
-    if env:
-        return Path(env).expanduser()
-    home = Path.home()
-    if sys.platform.startswith("win"):
-        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "lepton"
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "lepton"
-    return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "lepton"
-
-
-class KnowledgeBase(RunFolders):
+class KnowledgeBase(RunFolders, RunArtifacts):
     """Stored runs: an embedded SQLite index (WAL, busy timeout) and one folder per run.
 
     Safe to use from several threads and processes at once: every call opens its own short
@@ -135,7 +126,10 @@ class KnowledgeBase(RunFolders):
                     return  # ready: readers never take the write lock
                 con.execute("PRAGMA journal_mode = WAL")
                 con.execute("BEGIN IMMEDIATE")
-                self._check_version(con)
+                if self._check_version(con) == 1 and con.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
+                    for sql in _MIGRATE_1_TO_2:
+                        con.execute(sql)
                 con.execute(_SCHEMA)
                 con.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs (created)")
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -225,7 +219,8 @@ class KnowledgeBase(RunFolders):
             ``method``, ``source``, ``target``, ``epochs``, ``seed``, ``source_acc`` and
             ``target_acc`` (selected, label-free checkpoint; fractions in [0, 1]),
             ``target_acc_last``, ``target_acc_oracle``, ``wall_time_s`` (seconds), ``parent``,
-            ``error``, ``epochs_done``. Accuracies are NaN until the run ends.
+            ``error``, ``epochs_done``, ``task``. Accuracies are NaN until the run ends; the
+            rest of a run's metrics is in :meth:`metrics`.
         """
         import pandas as pd
 
@@ -237,6 +232,7 @@ class KnowledgeBase(RunFolders):
         for c in ("source_acc", "target_acc", "target_acc_last", "target_acc_oracle", "wall_time_s"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
         df["error"] = df["error"].fillna("")
+        df["task"] = df["task"].fillna("classification")
         df["parent"] = df["parent"].astype(object).where(df["parent"].notna(), None)
         return df
 
@@ -274,6 +270,7 @@ class KnowledgeBase(RunFolders):
                 "parent": row["parent"], "run_dir": d, "config": meta.get("config", {}),
                 "epochs_done": row["epochs_done"], "pid": row["pid"], "host": row["host"],
                 "domains": meta.get("domains", []), "class_names": meta.get("class_names", []),
+                "roles": meta.get("roles", []),
                 "feature_epochs": self.feature_epochs(rid),
                 "checkpoint_files": sorted(p.stem for p in (d / "checkpoints").glob("*.safetensors")),
                 "summary": summary}
@@ -315,7 +312,8 @@ class KnowledgeBase(RunFolders):
         -------
         dict
             ``features`` (N, D) float32, ``labels`` (N,) int64, ``preds`` (N,) int64, ``domain``
-            (N,) int64 into ``domain_names`` (list of str; 0 = source, 1 = target), ``class_names``
+            (N,) int64 into ``domain_names`` (list of str) and ``domain_roles`` (``source``,
+            ``target`` or ``eval`` per domain), ``class_names``
             (list of str), ``index`` (N,) int64 row in that domain's harmonised test split,
             ``epoch`` (int).
 
@@ -340,12 +338,22 @@ class KnowledgeBase(RunFolders):
         for k in ("labels", "preds", "domain", "index"):
             out[k] = out[k].astype("int64", copy=False)
         out["domain_names"] = [str(s) for s in z["domain_names"]]
+        n = len(out["domain_names"])
+        out["domain_roles"] = ([str(s) for s in z["domain_roles"]] if "domain_roles" in z else
+                               (["source", "target"] + ["eval"] * (n - 2))[:n])
         out["class_names"] = [str(s) for s in z["class_names"]]
         out["epoch"] = epoch
         return out
 
+    def metrics(self, run_id: str) -> Dict[str, Any]:
+        """A finished run's metrics document: ``task``, ``metric`` (its name) and ``checkpoints``
+        (per checkpoint: epoch, score, source and target values); ``{}`` until the run ends."""
+        import json
+        row = self._row(run_id)
+        return json.loads(row["metrics"]) if row.get("metrics") else {}
+
     def load_state(self, run_id: str, checkpoint: str = "selected") -> Dict[str, Any]:
-        """A stored raw ``state_dict`` (name -> CPU tensor), e.g. to pass as ``fit(init_state=...)``.
+        """A stored raw ``state_dict`` (name -> CPU tensor), e.g. for :meth:`load_method`.
 
         Parameters
         ----------

@@ -1,7 +1,10 @@
-"""Transfer methods: one class each, one registry (:data:`METHODS`)."""
-from .base import COMMON_HPARAMS, METHODS, HParam, Method
+"""Transfer methods: one class each, one registry (:data:`METHODS`); :func:`build_method` makes a
+fresh seeded instance around a new network."""
+from .base import (COMMON_HPARAMS, METHODS, SOURCE, STREAMS, TARGET, TARGET_ALL, TARGET_FEW, Batch, HParam, Method,
+                   build_method, seeded_init)
 from . import supervised, alignment, self_training  # noqa: F401,E402  (registration)
 from .alignment import dann_lambda
-
-__all__ = ["METHODS", "HParam", "Method", "COMMON_HPARAMS", "dann_lambda"]
 from . import pretraining, multitask, meta  # noqa: F401,E402  (registration: ssl, multitask, maml, reptile)
+
+__all__ = ["METHODS", "HParam", "Method", "COMMON_HPARAMS", "dann_lambda", "Batch", "build_method", "seeded_init",
+           "SOURCE", "TARGET", "TARGET_FEW", "TARGET_ALL", "STREAMS"]

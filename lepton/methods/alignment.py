@@ -9,7 +9,24 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..models import DomainDiscriminator, grad_reverse
-from .base import METHODS, HParam, Method
+from .base import METHODS, Batch, HParam, Method
+
+
+def coral_notes(hparams, batch_size: int, sizes) -> list:
+    """What Deep CORAL's covariance estimate makes of this batch size (see :func:`lepton.losses.coral_loss`)."""
+    d, out = int(hparams["feature_dim"]), []
+    if batch_size < 2:
+        return [("warning", "batch size 1: the CORAL loss is 0 at every step (a covariance needs 2 examples), so CORAL does "
+                "nothing; use a batch size of at least 2, better above the feature size")]
+    if batch_size <= d:
+        out.append(("info", f"batch size {batch_size} is not above the feature size {d}: each step's covariance has rank at "
+                   f"most {batch_size - 1}, a noisy CORAL estimate; a batch above {d} (or a smaller feature_dim) "
+                   "aligns more reliably"))
+    ones = [n for n in sizes if n % batch_size == 1]
+    if ones:
+        out.append(("warning", "a domain's last batch of each pass holds 1 example, where the CORAL loss is 0 for "
+                               "that step; a batch size that leaves no single example avoids it"))
+    return out
 
 
 def dann_lambda(p: float, gamma: float = 10.0) -> float:
@@ -39,11 +56,11 @@ class _Aligned(Method):
     def align(self, fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    def update(self, batch: Batch, step: int) -> Dict[str, float]:
         with self.autocast():
-            fs = self.net.features(batch["xs"])  # (B_s, D)
-            ft = self.net.features(batch["xt"])  # (B_t, D)
-            cls = F.cross_entropy(self.net.head(fs), batch["ys"])
+            fs = self.net.features(batch.xs)  # (B_s, D)
+            ft = self.net.features(batch.xt)  # (B_t, D)
+            cls = F.cross_entropy(self.net.head(fs), batch.ys)
         a = self.align(fs.float(), ft.float())
         loss = cls + self.hparams["trade_off"] * a
         self.optimize(loss)
@@ -63,6 +80,10 @@ class DeepCORAL(_Aligned):
 
     def align(self, fs, ft):
         return losses.coral_loss(fs, ft)
+
+    @classmethod
+    def plan_notes(cls, hparams, batch_size, sizes):
+        return coral_notes(hparams, batch_size, sizes)
 
 
 @METHODS.register("dan")
@@ -99,18 +120,17 @@ class DANN(Method):
 
     def build(self) -> None:
         self.discriminator = DomainDiscriminator(self.net.feature_dim, int(self.hparams["disc_hidden"]))
-        self.modules["discriminator"] = self.discriminator
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
-        p = self.progress
+    def update(self, batch: Batch, step: int) -> Dict[str, float]:
+        p = self.progress(step)
         lam = self.hparams["trade_off"] * dann_lambda(p, self.hparams["gamma"])
         if self.hparams["lr_anneal"]:
             for g in self.optimizer.param_groups:
                 g["lr"] = self.hparams["lr"] / (1.0 + 10.0 * p) ** 0.75
         with self.autocast():
-            fs = self.net.features(batch["xs"])  # (B_s, D)
-            ft = self.net.features(batch["xt"])  # (B_t, D)
-            cls = F.cross_entropy(self.net.head(fs), batch["ys"])
+            fs = self.net.features(batch.xs)  # (B_s, D)
+            ft = self.net.features(batch.xt)  # (B_t, D)
+            cls = F.cross_entropy(self.net.head(fs), batch.ys)
             ds = self.discriminator(grad_reverse(fs, lam))  # (B_s,)
             dt = self.discriminator(grad_reverse(ft, lam))  # (B_t,)
         adv = losses.domain_adversarial_loss(ds.float(), dt.float())

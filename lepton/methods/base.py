@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..models import TransferNet
+from ..models import TransferNet, use_generator
 from ..registry import Registry
 
-METHODS: Registry = Registry("method")
+METHODS: Registry = Registry("method", name_attr="name")
+
+from .batch import SOURCE, STREAMS, TARGET, TARGET_ALL, TARGET_FEW, Batch  # noqa: F401,E402
 
 
 @dataclass(frozen=True)
@@ -92,55 +95,76 @@ COMMON_HPARAMS: Dict[str, HParam] = {
 }
 
 
-class Method:
+_INIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Build modules under one process-wide lock with the global torch RNG seeded to ``seed`` and
+    restored afterwards, so parameter initialisation is reproducible when runs start together.
+    Training itself never draws from the global RNG (see :class:`lepton.models.SeededDropout`)."""
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+class Method(nn.Module):
     """Base class of every transfer method: one class, one registry name, a fixed contract.
 
-    Subclasses declare ``HPARAMS`` (merged with :data:`COMMON_HPARAMS`), set ``target_labels``
-    (``"none"``; ``"few"``: k labelled target examples per class; ``"all"``: the oracle) and
-    implement :meth:`update`. A method owns its modules and optimisers, so adversarial and
-    meta-learning methods fit the same contract. Each run builds a fresh instance.
+    Subclasses declare ``HPARAMS`` (merged with :data:`COMMON_HPARAMS`) and ``needs`` (the data
+    streams the loop serves: :data:`SOURCE`, :data:`TARGET`, :data:`TARGET_FEW`,
+    :data:`TARGET_ALL`; a source-free method needs only :data:`TARGET`), and implement
+    :meth:`update`. A method is an ``nn.Module`` around an injected network; it owns its extra
+    modules and optimisers, so adversarial and meta-learning methods fit the same contract.
+    Every run builds a fresh instance (:func:`build_method`); the registry sets :attr:`name`.
 
     Parameters
     ----------
-    input_shape : tuple of int
-        ``(C, H, W)`` or ``(D_in,)``.
-    n_classes : int
-        ``K``.
+    net : lepton.models.TransferNet
+        The network ``head(T(E(x)))`` this method trains.
     hparams : dict, optional
         Overrides of the declared defaults; validated.
     device : str or torch.device
         Where the modules live.
     total_steps : int
         Number of :meth:`update` calls planned (for schedules such as DANN's lambda).
-    encoder : str
-        Registered encoder name or ``"auto"``.
     amp : bool
         bfloat16 autocast for forward passes (CUDA only).
+    seed : int
+        Seeds the method's own generators (:attr:`generator` for sampling on the CPU, and the
+        dropout masks).
 
     Raises
     ------
     ValueError
-        Unknown hyper-parameter or a value out of range.
+        Unknown hyper-parameter or a value out of range (naming the method).
     """
 
     name: ClassVar[str] = ""
     HPARAMS: ClassVar[Dict[str, HParam]] = {}
-    target_labels: ClassVar[str] = "none"
+    needs: ClassVar[Tuple[str, ...]] = (SOURCE, TARGET)
     oracle: ClassVar[bool] = False
     summary: ClassVar[str] = ""
 
-    def __init__(self, input_shape: Sequence[int], n_classes: int, hparams: Optional[dict] = None,
-                 device: Any = "cpu", total_steps: int = 1, encoder: str = "auto", amp: bool = False):
+    def __init__(self, net: TransferNet, hparams: Optional[dict] = None, device: Any = "cpu",
+                 total_steps: int = 1, amp: bool = False, seed: int = 0):
+        super().__init__()
+        bad = sorted(set(self.needs) - set(STREAMS))
+        if bad:
+            raise ValueError(f"method {self.name!r} declares unknown data streams {bad}; valid: {', '.join(STREAMS)}")
         self.hparams = self.validate_hparams(hparams or {})
-        self.device = torch.device(device)
+        self._device = torch.device(device)
         self.total_steps = max(1, int(total_steps))
-        self.step = 0
-        self.amp = bool(amp) and self.device.type == "cuda"
-        self.input_shape, self.n_classes = tuple(input_shape), int(n_classes)
-        self.net = TransferNet(input_shape, n_classes, encoder, int(self.hparams["feature_dim"]))
-        self.modules = nn.ModuleDict({"net": self.net})
+        self.amp = bool(amp) and self._device.type == "cuda"
+        self.net = net
+        self.input_shape, self.n_classes = tuple(net.input_shape), int(net.n_classes)
+        self.generator = torch.Generator().manual_seed(int(seed) + 7919)
         self.build()
-        self.modules.to(self.device)
+        self.to(self._device)
+        gen = torch.Generator(device=self._device) if self._device.type != "mps" else None
+        if gen is not None:
+            gen.manual_seed(int(seed) + 104729)
+        use_generator(self, gen)
         self.optimizer = self.make_optimizer(self.trainable_parameters())
 
     # ----- declarations --------------------------------------------------------------------
@@ -156,36 +180,74 @@ class Method:
         Raises
         ------
         ValueError
-            Unknown name (listing the valid ones) or a value out of range.
+            Unknown name (listing the valid ones) or a value out of range, naming the method.
         """
         decl = cls.all_hparams()
         unknown = sorted(set(hparams) - set(decl))
         if unknown:
             raise ValueError(f"unknown hyper-parameter {', '.join(unknown)} for method {cls.name!r}; "
                              f"valid: {', '.join(decl)}")
-        return {k: h.validate(k, hparams.get(k, h.default)) for k, h in decl.items()}
+        out = {}
+        for k, h in decl.items():
+            try:
+                out[k] = h.validate(k, hparams.get(k, h.default))
+            except ValueError as e:
+                raise ValueError(f"{e} (method {cls.name!r})") from None
+        return out
+
+    @classmethod
+    def target_labels(cls) -> str:
+        """``"none"``, ``"few"`` (k per class) or ``"all"`` (the oracle): which target labels training sees."""
+        if TARGET_ALL in cls.needs:
+            return "all"
+        return "few" if TARGET_FEW in cls.needs else "none"
+
+    @classmethod
+    def source_free(cls) -> bool:
+        """Whether the method trains without labelled source data."""
+        return SOURCE not in cls.needs
+
+    @classmethod
+    def plan_notes(cls, hparams: Dict[str, Any], batch_size: int, sizes: Sequence[int]) -> List[Tuple[str, str]]:
+        """``(level, sentence)`` pairs (``warning`` or ``info``) about this run's settings that a person should
+        see before training (none by default).
+
+        Parameters
+        ----------
+        hparams : dict
+            Validated hyper-parameters.
+        batch_size : int
+        sizes : sequence of int
+            Training examples of each stream the loop will cycle (sources, then target).
+        """
+        return []
 
     # ----- hooks for subclasses ------------------------------------------------------------
     def build(self) -> None:
-        """Create extra modules (add them to ``self.modules``). Called before moving to device."""
+        """Create extra modules (assign them as attributes). Called before moving to the device."""
+
+    def on_data(self, sources: Sequence[Tuple[str, torch.Tensor, torch.Tensor]]) -> None:
+        """Called once by the loop before the first step with the whole harmonised training split of
+        every source domain, ``(name, x (N, ...), y (N,))`` on the method's device. Methods that
+        sample their own tasks (episodes) or build one head per domain override it."""
 
     def trainable_parameters(self):
-        """Parameters the optimiser updates (default: all modules)."""
-        return self.modules.parameters()
+        """Parameters the optimiser updates (default: all)."""
+        return self.parameters()
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         """Adam with the declared learning rate and weight decay."""
         return torch.optim.Adam(params, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    def update(self, batch: Batch, step: int) -> Dict[str, float]:
         """One optimisation step.
 
         Parameters
         ----------
-        batch : dict
-            ``xs`` ``(B_s, *input_shape)`` and ``ys`` ``(B_s,)`` source; ``xt`` ``(B_t, ...)``
-            unlabelled target; for ``target_labels != "none"`` also ``xl``/``yl``, labelled
-            target examples. ``B_s`` and ``B_t`` may differ and may be 1.
+        batch : Batch
+            The streams declared in :attr:`needs` (see :class:`Batch`).
+        step : int
+            Steps already taken in this run (0 for the first), for schedules.
 
         Returns
         -------
@@ -196,9 +258,13 @@ class Method:
 
     # ----- shared machinery ----------------------------------------------------------------
     @property
-    def progress(self) -> float:
+    def device(self) -> torch.device:
+        """Where the modules live."""
+        return self._device
+
+    def progress(self, step: int) -> float:
         """Training progress ``p = step / total_steps`` in [0, 1]."""
-        return min(1.0, self.step / self.total_steps)
+        return min(1.0, max(0, int(step)) / self.total_steps)
 
     def autocast(self):
         """bfloat16 autocast on CUDA when ``amp``; a no-op context otherwise."""
@@ -213,36 +279,22 @@ class Method:
         loss.backward()
         opt.step()
 
-    def train(self) -> None:
-        self.modules.train()
+    def _eval_call(self, fn, x: torch.Tensor) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad(), self.autocast():
+                return fn(x.to(self._device)).float()
+        finally:
+            self.train(was)
 
-    @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, K)`` float32 of inputs ``(B, *input_shape)``, in eval mode, no gradient."""
-        was = self.modules.training
-        self.modules.eval()
-        with self.autocast():
-            out = self.net(x.to(self.device)).float()
-        self.modules.train(was)
-        return out
+        return self._eval_call(self.net, x)
 
-    @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(B, D)`` float32 ``T(E(x))``, in eval mode, no gradient."""
-        was = self.modules.training
-        self.modules.eval()
-        with self.autocast():
-            out = self.net.features(x.to(self.device)).float()
-        self.modules.train(was)
-        return out
-
-    def state_dict(self) -> Dict[str, torch.Tensor]:
-        """Raw state dict of all modules (``net.*`` and method-specific ones)."""
-        return self.modules.state_dict()
-
-    def load_state_dict(self, state: Dict[str, torch.Tensor], strict: bool = True):
-        """Load a state dict produced by :meth:`state_dict`."""
-        return self.modules.load_state_dict(state, strict=strict)
+        return self._eval_call(self.net.features, x)
 
     def load_encoder(self, state: Dict[str, torch.Tensor]) -> None:
         """Initialise encoder E and transfer module T from another run's ``net.*`` weights.
@@ -260,3 +312,44 @@ class Method:
             raise ValueError("the stored encoder does not fit this run (different input shape, encoder or "
                              f"feature_dim): mismatched {', '.join(bad[:3]) or 'all weights'}")
         self.net.load_state_dict({**own, **sub})
+
+
+def build_method(name: str, input_shape: Sequence[int], n_classes: int, hparams: Optional[dict] = None,
+                 device: Any = "cpu", total_steps: int = 1, encoder: str = "auto", modality: Optional[str] = None,
+                 seed: int = 0, amp: bool = False, make_head=None) -> Method:
+    """A fresh, seeded instance of a registered method around a new network.
+
+    Parameters
+    ----------
+    name : str
+        Registered method name.
+    input_shape : tuple of int
+        ``(C, H, W)`` or ``(D_in,)``.
+    n_classes : int
+        ``K``.
+    hparams : dict, optional
+    device, total_steps, amp, seed
+        As in :class:`Method`; ``seed`` also seeds parameter initialisation (:func:`seeded_init`).
+    encoder : str
+        Registered encoder name or ``auto`` (the modality's encoder).
+    modality : str, optional
+        The domains' modality.
+    make_head : callable, optional
+        The task's head builder ``(D, K) -> nn.Module`` (:meth:`lepton.tasks.Task.make_head`).
+
+    Returns
+    -------
+    Method
+
+    Raises
+    ------
+    lepton.registry.UnknownNameError
+        Unknown method or encoder.
+    ValueError
+        Bad hyper-parameters (naming the method and the parameter).
+    """
+    cls = METHODS.get(name)
+    hp = cls.validate_hparams(hparams or {})
+    with seeded_init(seed):
+        net = TransferNet(input_shape, n_classes, encoder, int(hp["feature_dim"]), modality, make_head)
+        return cls(net, hp, device=device, total_steps=total_steps, amp=amp, seed=seed)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .base import METHODS, HParam
+from .base import METHODS, SOURCE, HParam
 from .pretraining import MultiDomainMethod
 
 Params = Dict[str, torch.Tensor]
@@ -127,6 +127,7 @@ class _Meta(MultiDomainMethod):
     """Shared machinery of the meta-learners: episodes, the inner loop, restricted logits."""
 
     stage_kind = "meta"
+    needs = (SOURCE,)
     min_sources = 1
     HPARAMS = {
         "n_way": HParam(0, 0, 1000, "classes per episode; 0 = all shared classes (the target task's)"),
@@ -148,7 +149,7 @@ class _Meta(MultiDomainMethod):
         """``meta_batch`` episodes; without attached domains, the source batch is one task."""
         if self.sources:
             return [self.sampler.sample() for _ in range(int(self.hparams["meta_batch"]))]
-        return [(batch["xs"], batch["ys"], batch["xs"], batch["ys"], None)]
+        return [(batch.xs, batch.ys, batch.xs, batch.ys, None)]
 
     def task_loss(self, params: Params, x: torch.Tensor, y: torch.Tensor, classes: Optional[torch.Tensor]):
         """Cross-entropy of the network with ``params`` over the episode's classes only."""
@@ -199,7 +200,7 @@ class FOMAML(_Meta):
                "inner_steps": HParam(5, 1, 100, "SGD steps of the inner loop (task adaptation)"),
                "inner_lr": HParam(0.01, 1e-5, 10.0, "SGD learning rate alpha of the inner loop", log=True)}
 
-    def update(self, batch):
+    def update(self, batch, step):
         eps = self.episodes(batch)
         self.optimizer.zero_grad(set_to_none=True)
         sup, qry = [], []
@@ -232,7 +233,7 @@ class Reptile(_Meta):
     HPARAMS = {**_Meta.HPARAMS,
                "meta_step": HParam(0.5, 0.0, 1.0, "outer step size epsilon at the start (annealed to 0)")}
 
-    def update(self, batch):
+    def update(self, batch, step):
         eps_list = self.episodes(batch)
         theta = {n: p.detach() for n, p in self.net.named_parameters()}
         adapted, task_losses = [], []
@@ -240,7 +241,7 @@ class Reptile(_Meta):
             fast, loss = self.adapt(torch.cat([xs, xq]), torch.cat([ys, yq]), cls)
             adapted.append(fast)
             task_losses.append(loss)
-        eps = float(self.hparams["meta_step"]) * (1.0 - self.progress)
+        eps = float(self.hparams["meta_step"]) * (1.0 - self.progress(step))
         new = reptile_interpolate(theta, adapted, eps)
         with torch.no_grad():
             for n, p in self.net.named_parameters():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
-from .base import METHODS, HParam
+from .base import METHODS, SOURCE, HParam
 from .pretraining import MultiDomainMethod
 
 
@@ -45,6 +45,7 @@ class MultiTask(MultiDomainMethod):
     """
 
     stage_kind = "multitask"
+    needs = (SOURCE,)
     min_sources = 2
     summary = "multi-task learning: a shared encoder, one head per source domain, equal or learned weights"
     HPARAMS = {
@@ -55,30 +56,30 @@ class MultiTask(MultiDomainMethod):
 
     def build_stage(self) -> None:
         self.task_names: List[str] = ["source/cls"]
-        self.modules["task_weights"] = TaskWeights(1)
+        self.task_weights = TaskWeights(1)
 
     def on_attach(self) -> None:
         self.task_names = [f"{name}/cls" for name, _, _ in self.sources]
         d, k = self.net.feature_dim, self.n_classes
-        self.modules["heads"] = nn.ModuleDict({str(i): nn.Linear(d, k) for i in range(1, len(self.sources))})
-        self.modules["task_weights"] = TaskWeights(len(self.sources))
+        self.heads = nn.ModuleDict({str(i): nn.Linear(d, k) for i in range(1, len(self.sources))})
+        self.task_weights = TaskWeights(len(self.sources))
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         """Adam; the task log-variances get no weight decay."""
-        tw = self.modules["task_weights"].log_vars
-        rest = [p for p in self.modules.parameters() if p is not tw]
+        tw = self.task_weights.log_vars
+        rest = [p for p in self.parameters() if p is not tw]
         return torch.optim.Adam([{"params": rest, "weight_decay": self.hparams["weight_decay"]},
                                  {"params": [tw], "weight_decay": 0.0}], lr=self.hparams["lr"])
 
     def _head(self, i: int) -> nn.Module:
-        return self.net.head if i == 0 else self.modules["heads"][str(i)]
+        return self.net.head if i == 0 else self.heads[str(i)]
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    def update(self, batch, step: int) -> Dict[str, float]:
         parts = self.source_batches(batch)
         with self.autocast():
             task = torch.stack([F.cross_entropy(self._head(i)(self.net.features(x)), y)
                                 for i, (_, x, y) in enumerate(parts)]).float()  # (T,)
-        s = self.modules["task_weights"].log_vars[:len(task)]  # (T,)
+        s = self.task_weights.log_vars[:len(task)]  # (T,)
         if self.hparams["weighting"] == "uncertainty":
             loss = losses.uncertainty_weighted_sum(task, s)
             w = torch.exp(-s).detach()

@@ -1,19 +1,17 @@
 """Self-supervised pretraining (``ssl``) and the plumbing shared by the multi-domain stages.
 
-The training loop hands a method one source batch (``xs``, ``ys``) and one unlabelled target
-batch (``xt``) per step. Stages that learn from *several* domains (``ssl``, ``multitask``,
-``maml``, ``reptile``) are :class:`MultiDomainMethod` subclasses: :mod:`lepton.pipeline` attaches
-the harmonised training splits of all source domains with :meth:`MultiDomainMethod.attach_domains`
-before :func:`lepton.training.fit` runs, and the method draws batches of the other domains
-itself (seeded). Without attached domains (``python -m lepton train --method ssl``) they use the
-source and target batches of the loop only.
+The training loop hands a method one batch per source domain (``batch.sources``) and one
+unlabelled target batch (``batch.xt``) per step. Stages that learn from *several* domains
+(``ssl``, ``multitask``, ``maml``, ``reptile``) are :class:`MultiDomainMethod` subclasses: the
+loop also hands them the whole training split of every source domain once
+(:meth:`MultiDomainMethod.on_data`), for episodes and per-domain heads. Several sources are
+ordinary run sources (``python -m lepton train --source a b --target c``).
 """
 from __future__ import annotations
 
 import math
 from typing import ClassVar, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -114,8 +112,8 @@ class MultiDomainMethod(Method):
     Attributes
     ----------
     sources : list of (str, torch.Tensor, torch.Tensor)
-        ``(name, x (N, *input_shape) float32, y (N,) int64)`` per attached source domain (the
-        loop's source first); empty until :meth:`attach_domains`.
+        ``(name, x (N, *input_shape) float32, y (N,) int64)``: the whole training split of each
+        source domain, handed over by the loop (:meth:`on_data`) before the first step.
     """
 
     stage_kind: ClassVar[str] = ""
@@ -123,62 +121,38 @@ class MultiDomainMethod(Method):
 
     def build(self) -> None:
         self.sources: List[Tuple[str, torch.Tensor, torch.Tensor]] = []
-        self._cyclers: list = []
         self.build_stage()
 
     def build_stage(self) -> None:
-        """Create the stage's own modules (before any domain is attached)."""
+        """Create the stage's own modules (before the data is known)."""
 
     def on_attach(self) -> None:
-        """Create modules that depend on the attached domains (e.g. one head per domain)."""
+        """Create modules that depend on the source domains (e.g. one head per domain)."""
 
-    def attach_domains(self, sources: Sequence, batch_size: int = 64, seed: int = 0) -> None:
-        """Give the method the harmonised training splits of all source domains (before training).
-
-        Parameters
-        ----------
-        sources : sequence of lepton.data.Domain
-            The loop's source domain first, then the other source domains (never the target).
-        batch_size : int
-            Examples drawn per step from each extra domain.
-        seed : int
-            Seeds the order of the extra domains' batches and the episodes.
+    def on_data(self, sources) -> None:
+        """Keep the source domains' training splits, build what depends on them, and rebuild the
+        optimiser (nothing is trained yet).
 
         Raises
         ------
         ValueError
-            No domain, or a domain whose input shape or class count differs from the method's.
+            No domain, or a domain whose input shape differs from the method's.
         """
-        from ..training.loop import _Cycler  # the loop imports the methods; import here
-
         if not sources:
             raise ValueError(f"{self.name} needs at least one source domain")
-        for d in sources:
-            if tuple(d.input_shape) != self.input_shape or d.n_classes != self.n_classes:
-                raise ValueError(f"domain {d.name!r} has inputs {d.input_shape} and {d.n_classes} classes but the "
-                                 f"method was built for {self.input_shape} and {self.n_classes}; harmonise the domains")
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
-        self.sources = [(d.name, t(d.x_train), t(d.y_train)) for d in sources]
-        self.generator = torch.Generator().manual_seed(int(seed) + 7919)
-        self._cyclers = [_Cycler(len(y), int(batch_size), self.generator) for _, _, y in self.sources[1:]]
+        for name, x, _ in sources:
+            if tuple(x.shape[1:]) != self.input_shape:
+                raise ValueError(f"domain {name!r} has inputs {tuple(x.shape[1:])} but the method was built for "
+                                 f"{self.input_shape}; harmonise the domains")
+        self.sources = [(n, x.to(self.device), y.to(self.device)) for n, x, y in sources]
         self.on_attach()
-        self.modules.to(self.device)
-        self.optimizer = self.make_optimizer(self.trainable_parameters())  # nothing trained yet
+        self.to(self.device)
+        self.optimizer = self.make_optimizer(self.trainable_parameters())
 
-    def source_batches(self, batch) -> List[Tuple[str, torch.Tensor, torch.Tensor]]:
-        """This step's labelled batches: the loop's source batch, then one per extra source domain.
-
-        Returns
-        -------
-        list of (str, torch.Tensor, torch.Tensor)
-            ``(domain name, x (B, ...), y (B,))``.
-        """
-        first = self.sources[0][0] if self.sources else "source"
-        out = [(first, batch["xs"], batch["ys"])]
-        for (name, x, y), cyc in zip(self.sources[1:], self._cyclers):
-            i = cyc.next()
-            out.append((name, x[i], y[i]))
-        return out
+    @staticmethod
+    def source_batches(batch) -> List[Tuple[str, torch.Tensor, torch.Tensor]]:
+        """This step's labelled batches, one per source domain: ``(domain name, x (B, ...), y (B,))``."""
+        return list(batch.sources)
 
 
 @METHODS.register("ssl")
@@ -222,7 +196,7 @@ class SelfSupervised(MultiDomainMethod):
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         """Adam; the online probe (``net.head``) has its own learning rate ``probe_lr``."""
         head = set(map(id, self.net.head.parameters()))
-        rest = [p for p in self.modules.parameters() if id(p) not in head]
+        rest = [p for p in self.parameters() if id(p) not in head]
         return torch.optim.Adam([{"params": rest}, {"params": list(self.net.head.parameters()),
                                                     "lr": self.hparams["probe_lr"]}],
                                 lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
@@ -232,31 +206,31 @@ class SelfSupervised(MultiDomainMethod):
         check_objective_modality(obj, self.input_shape)
         d = self.net.feature_dim
         if obj == "autoencoder":
-            self.modules["decoder"] = Decoder(d, self.input_shape)
+            self.decoder = Decoder(d, self.input_shape)
         elif obj == "rotation":
-            self.modules["rotation_head"] = nn.Linear(d, 4)
+            self.rotation_head = nn.Linear(d, 4)
         else:
             p = int(self.hparams["projection_dim"])
-            self.modules["projector"] = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, p))
+            self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, p))
 
     def _ssl_loss(self, x: torch.Tensor) -> Tuple[str, torch.Tensor]:
         obj = self.hparams["objective"]
         if obj == "autoencoder":
-            return "reconstruction", losses.reconstruction_loss(x, self.modules["decoder"](self.net.features(x)))
-        gen = getattr(self, "generator", None)
+            return "reconstruction", losses.reconstruction_loss(x, self.decoder(self.net.features(x)))
+        gen = self.generator
         if obj == "rotation":
             q = torch.randint(0, 4, (len(x),), generator=gen).to(x.device)  # (B,)
-            logits = self.modules["rotation_head"](self.net.features(rotate_images(x, q)))  # (B, 4)
+            logits = self.rotation_head(self.net.features(rotate_images(x, q)))  # (B, 4)
             return "rotation", F.cross_entropy(logits, q)
-        g = self.modules["projector"]
+        g = self.projector
         z1 = g(self.net.features(augment_images(x, gen)))  # (B, P)
         z2 = g(self.net.features(augment_images(x, gen)))  # (B, P)
         return "nt_xent", losses.nt_xent_loss(z1.float(), z2.float(), self.hparams["temperature"])
 
-    def update(self, batch):
+    def update(self, batch, step):
         parts = self.source_batches(batch)
         xs, ys = parts[0][1], parts[0][2]
-        x = torch.cat([p[1] for p in parts] + [batch["xt"]])  # (B_total, ...) every domain, unlabelled
+        x = torch.cat([p[1] for p in parts] + [batch.xt])  # (B_total, ...) every domain, unlabelled
         with self.autocast():
             name, loss = self._ssl_loss(x)
             with torch.no_grad():

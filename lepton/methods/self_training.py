@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from typing import Dict
 
-import torch
 import torch.nn.functional as F
 
 from .. import losses
-from .base import METHODS, HParam, Method
+from .base import METHODS, Batch, HParam, Method
 
 
 @METHODS.register("self-training")
@@ -33,10 +32,15 @@ class SelfTraining(Method):
         "align_weight": HParam(10.0, 0.0, 10000.0, "weight of the alignment loss when align != none"),
     }
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
-        xs, ys, xt = batch["xs"], batch["ys"], batch["xt"]
+    @classmethod
+    def plan_notes(cls, hparams, batch_size, sizes):
+        from .alignment import coral_notes
+        return coral_notes(hparams, batch_size, sizes) if hparams["align"] == "coral" else []
+
+    def update(self, batch: Batch, step: int) -> Dict[str, float]:
+        xs, ys, xt = batch.xs, batch.ys, batch.xt
         out: Dict[str, float] = {}
-        use_pl = self.progress >= self.hparams["warmup_fraction"]
+        use_pl = self.progress(step) >= self.hparams["warmup_fraction"]
         if use_pl:
             probs = F.softmax(self.predict(xt), dim=1)  # (B_t, K), eval mode
             conf, pl = probs.max(dim=1)

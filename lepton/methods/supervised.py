@@ -6,7 +6,7 @@ from typing import Dict
 import torch
 import torch.nn.functional as F
 
-from .base import METHODS, HParam, Method
+from .base import METHODS, SOURCE, TARGET_ALL, TARGET_FEW, Batch, HParam, Method
 
 
 @METHODS.register("source-only")
@@ -17,10 +17,11 @@ class SourceOnly(Method):
     """
 
     summary = "train on the source only (baseline, no adaptation)"
+    needs = (SOURCE,)
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    def update(self, batch: Batch, step: int) -> Dict[str, float]:
         with self.autocast():
-            loss = F.cross_entropy(self.net(batch["xs"]), batch["ys"])  # scalar
+            loss = F.cross_entropy(self.net(batch.xs), batch.ys)  # scalar
         self.optimize(loss)
         return {"cls": loss.item()}
 
@@ -32,13 +33,13 @@ class TargetOnly(Method):
     Loss: ``L = CE(h(T(E(x_t))), y_t)`` over the whole labelled target train split.
     """
 
-    target_labels = "all"
+    needs = (TARGET_ALL,)
     oracle = True
     summary = "ORACLE: train on labelled target data (upper bound, uses target labels)"
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    def update(self, batch: Batch, step: int) -> Dict[str, float]:
         with self.autocast():
-            loss = F.cross_entropy(self.net(batch["xl"]), batch["yl"])
+            loss = F.cross_entropy(self.net(batch.xl), batch.yl)
         self.optimize(loss)
         return {"cls": loss.item()}
 
@@ -54,7 +55,7 @@ class Finetune(Method):
     ``--init-from`` a stored encoder, set ``pretrain_fraction=0``.
     """
 
-    target_labels = "few"
+    needs = (SOURCE, TARGET_FEW)
     summary = "source training, then fine-tuning on k labelled target examples per class"
     HPARAMS = {
         "k": HParam(10, 1, 10000, "labelled target examples per class"),
@@ -72,15 +73,15 @@ class Finetune(Method):
         part = {"all": self.net, "head": self.net.head, "transfer": self.net.transfer}[mode]
         return torch.optim.Adam(part.parameters(), lr=self.hparams["finetune_lr"])
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
-        if self.progress < self.hparams["pretrain_fraction"]:
+    def update(self, batch: Batch, step: int) -> Dict[str, float]:
+        if self.progress(step) < self.hparams["pretrain_fraction"]:
             with self.autocast():
-                loss = F.cross_entropy(self.net(batch["xs"]), batch["ys"])
+                loss = F.cross_entropy(self.net(batch.xs), batch.ys)
             self.optimize(loss)
             return {"cls": loss.item()}
         if self._phase2 is None:
             self._phase2 = self._finetune_optimizer()
         with self.autocast():
-            loss = F.cross_entropy(self.net(batch["xl"]), batch["yl"])
+            loss = F.cross_entropy(self.net(batch.xl), batch.yl)
         self.optimize(loss, self._phase2)
         return {"finetune": loss.item()}

@@ -1,7 +1,7 @@
 """Lepton's model parts: encoder E, transfer module T, decoder D, heads, gradient reversal."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -9,6 +9,49 @@ from torch import nn
 from ..registry import Registry
 
 ENCODERS: Registry = Registry("encoder")
+#: The encoder ``auto`` picks for each domain modality (a registry: new modalities add theirs).
+MODALITY_ENCODERS: Registry = Registry("modality")
+
+
+class SeededDropout(nn.Module):
+    """Inverted dropout that draws its mask from the run's own generator, never the global RNG,
+    so two runs training at once in one process reproduce their solo results.
+
+    ``y = x * m / (1 - p)`` with ``m ~ Bernoulli(1 - p)`` in training mode; the identity in eval mode.
+
+    Parameters
+    ----------
+    p : float
+        Drop probability in [0, 1).
+
+    Attributes
+    ----------
+    generator : torch.Generator or None
+        Set by :func:`use_generator` (on the module's device); ``None`` uses the global RNG.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.generator: Optional[torch.Generator] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        gen = self.generator
+        if gen is not None and gen.device != x.device:
+            gen = None
+        mask = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=gen)  # (B, ...)
+        return x * mask / (1.0 - self.p)
+
+
+def use_generator(module: nn.Module, generator: Optional[torch.Generator]) -> None:
+    """Make every :class:`SeededDropout` inside ``module`` draw from ``generator``."""
+    for m in module.modules():
+        if isinstance(m, SeededDropout):
+            m.generator = generator
 
 
 class LeNetEncoder(nn.Module):
@@ -45,7 +88,7 @@ class LeNetEncoder(nn.Module):
         hh, ww = h // 2, w // 2
         if pool2:
             hh, ww = hh // 2, ww // 2
-        self.fc = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(c2 * hh * ww, feature_dim), nn.ReLU())
+        self.fc = nn.Sequential(nn.Flatten(), SeededDropout(0.2), nn.Linear(c2 * hh * ww, feature_dim), nn.ReLU())
         self.feature_dim = feature_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,17 +131,38 @@ ENCODERS.add("mlp", lambda shape, feature_dim=128: MLPEncoder(shape, (256, featu
 ENCODERS.add("mlp-784-256-128-64", lambda shape, feature_dim=64: MLPEncoder(shape, (256, 128, 64)))
 
 
-def build_encoder(name: str, input_shape: Sequence[int], feature_dim: int = 128) -> nn.Module:
-    """Build a registered encoder; ``"auto"`` picks ``lenet`` for images and ``mlp`` for vectors.
+MODALITY_ENCODERS.add("image", "lenet")
+MODALITY_ENCODERS.add("features", "mlp")
+
+
+def resolve_encoder(name: str, input_shape: Sequence[int], modality: Optional[str] = None) -> str:
+    """The registered encoder name that ``name`` means: ``"auto"`` picks the modality's encoder
+    (:data:`MODALITY_ENCODERS`; without a modality, ``lenet`` for ``(C, H, W)`` inputs and ``mlp``
+    for vectors).
+
+    Raises
+    ------
+    lepton.registry.UnknownNameError
+        For an unknown encoder name or modality.
+    """
+    if name in (None, "", "auto"):
+        if modality is not None:
+            return MODALITY_ENCODERS.get(modality)
+        return "lenet" if len(input_shape) == 3 else "mlp"
+    ENCODERS.get(name)
+    return name
+
+
+def build_encoder(name: str, input_shape: Sequence[int], feature_dim: int = 128,
+                  modality: Optional[str] = None) -> nn.Module:
+    """Build a registered encoder (``"auto"``: see :func:`resolve_encoder`).
 
     Raises
     ------
     lepton.registry.UnknownNameError
         For an unknown encoder name.
     """
-    if name == "auto":
-        name = "lenet" if len(input_shape) == 3 else "mlp"
-    return ENCODERS.get(name)(tuple(input_shape), feature_dim)
+    return ENCODERS.get(resolve_encoder(name, input_shape, modality))(tuple(input_shape), feature_dim)
 
 
 class TransferModule(nn.Module):
@@ -192,31 +256,54 @@ class DomainDiscriminator(nn.Module):
 
 
 class TransferNet(nn.Module):
-    """Encoder E, transfer module T and classifier head: ``logits = head(T(E(x)))``.
+    """Encoder E, transfer module T and prediction head: ``outputs = head(T(E(x)))``.
 
     Parameters
     ----------
     input_shape : tuple of int
         ``(C, H, W)`` or ``(D_in,)``.
     n_classes : int
-        Number of classes ``K``.
+        Number of outputs ``K`` of the head (classes, for classification).
     encoder : str
-        Registered encoder name or ``"auto"``.
+        Registered encoder name or ``"auto"`` (the modality's encoder).
     feature_dim : int
-        ``D``.
+        ``D`` asked of the encoder.
+    modality : str, optional
+        The domains' modality, for ``encoder="auto"``.
+    make_head : callable, optional
+        ``(D, K) -> nn.Module`` mapping ``(B, D)`` to ``(B, K)`` (the task's head, see
+        :meth:`lepton.tasks.Task.make_head`); default a linear layer.
+
+    Attributes
+    ----------
+    spec : dict
+        ``input_shape``, ``n_classes``, ``encoder`` (resolved name), ``feature_dim``: enough to
+        rebuild the network with :meth:`from_spec` (stored with every run).
 
     Shapes
     ------
     ``forward``: ``(B, *input_shape)`` -> ``(B, K)``; ``features``: -> ``(B, D)``.
     """
 
-    def __init__(self, input_shape: Sequence[int], n_classes: int, encoder: str = "auto", feature_dim: int = 128):
+    PARTS = ("encoder", "transfer", "head")
+
+    def __init__(self, input_shape: Sequence[int], n_classes: int, encoder: str = "auto", feature_dim: int = 128,
+                 modality: Optional[str] = None, make_head=None):
         super().__init__()
-        self.encoder = build_encoder(encoder, input_shape, feature_dim)
+        name = resolve_encoder(encoder, input_shape, modality)
+        self.encoder = build_encoder(name, input_shape, feature_dim)
         d = self.encoder.feature_dim
         self.transfer = TransferModule(d)
-        self.head = nn.Linear(d, n_classes)
+        self.head = make_head(d, n_classes) if make_head is not None else nn.Linear(d, n_classes)
         self.feature_dim = d
+        self.input_shape, self.n_classes = tuple(int(s) for s in input_shape), int(n_classes)
+        self.spec: Dict[str, Any] = {"input_shape": list(self.input_shape), "n_classes": self.n_classes,
+                                     "encoder": name, "feature_dim": int(feature_dim)}
+
+    @classmethod
+    def from_spec(cls, spec: Dict[str, Any]) -> "TransferNet":
+        """A fresh network of the shape :attr:`spec` describes."""
+        return cls(spec["input_shape"], spec["n_classes"], spec["encoder"], int(spec["feature_dim"]))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.transfer(self.encoder(x))  # (B, D)
@@ -226,4 +313,5 @@ class TransferNet(nn.Module):
 
 
 __all__ = ["ENCODERS", "LeNetEncoder", "MLPEncoder", "TransferModule", "Decoder", "grad_reverse",
-           "GradientReversalFunction", "DomainDiscriminator", "TransferNet", "build_encoder"]
+           "GradientReversalFunction", "DomainDiscriminator", "TransferNet", "build_encoder",
+           "resolve_encoder", "MODALITY_ENCODERS", "SeededDropout", "use_generator"]

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ..evaluation.metrics import accuracy, batched
-from ..training.loop import k_shot_indices
+from ..data.sampling import k_shot_indices
+from ..models import use_generator
 
 
 def draw_seeds(seed: int, draws: int) -> List[int]:
@@ -93,7 +94,7 @@ def finetune_accuracy(net: torch.nn.Module, x: np.ndarray, y: np.ndarray, x_test
     seed : int
     optimizer : str
         ``adam`` or ``sgd``.
-        Seeds dropout; the global RNG state is restored afterwards.
+        Seeds dropout (the copy's own generator; the global RNG is not touched).
 
     Returns
     -------
@@ -106,14 +107,16 @@ def finetune_accuracy(net: torch.nn.Module, x: np.ndarray, y: np.ndarray, x_test
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be adam or sgd, got {optimizer!r}")
     opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model.train()
-        for _ in range(int(steps)):
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    gen = torch.Generator(device=dev) if dev.type != "mps" else None
+    if gen is not None:
+        gen.manual_seed(int(seed))
+    use_generator(model, gen)
+    model.train()
+    for _ in range(int(steps)):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     model.eval()
     if len(y_test) == 0:
         return float("nan")
@@ -162,7 +165,7 @@ def evaluate_few_shot(method, target, ks: Sequence[int] = (1, 5, 10), draws: int
     if any(int(k) < 1 for k in ks):
         raise ValueError(f"k must be >= 1 labelled target examples per class; got {list(ks)}")
     seeds = draw_seeds(seed, draws)
-    picks = {(k, s): k_shot_indices(target.y_train, int(k), s, target) for k in ks for s in seeds}
+    picks = {(k, s): k_shot_indices(target.y_train, int(k), s, target.class_names) for k in ks for s in seeds}
     used = np.unique(np.concatenate(list(picks.values()))) if picks else np.zeros(0, np.int64)
     pos = {int(i): j for j, i in enumerate(used)}
     f_used = batched(method.features, target.x_train[used]).reshape(len(used), -1)

@@ -201,8 +201,8 @@ def check_inputs(domains: Sequence[str], target: str, specs: Sequence[StageSpec]
             raise ValueError(f"k must be a whole number >= 1 (labelled target examples per class); got {kk!r}")
 
 
-def check_data(harmonised: Sequence, specs: Sequence[StageSpec], k: int, eval_ks: Sequence[int], seed: int) -> None:
-    """Checks on the harmonised domains ``[source, target, *other sources]``.
+def check_data(sources: Sequence, tgt, specs: Sequence[StageSpec], k: int, eval_ks: Sequence[int], seed: int) -> None:
+    """Checks on the harmonised source domains and target.
 
     Raises
     ------
@@ -212,10 +212,9 @@ def check_data(harmonised: Sequence, specs: Sequence[StageSpec], k: int, eval_ks
     """
     from ..methods.meta import EpisodeSampler
     from ..methods.pretraining import check_objective_modality
-    from ..training.loop import k_shot_indices
+    from ..data.sampling import k_shot_indices
 
-    tgt = harmonised[1]
-    sources = [harmonised[0], *harmonised[2:]]
+    harmonised = [*sources, tgt]
     for s in specs:
         if s.kind == "ssl":
             try:
@@ -231,4 +230,4 @@ def check_data(harmonised: Sequence, specs: Sequence[StageSpec], k: int, eval_ks
             except ValueError as e:
                 raise ValueError(f"stage {s.name}: {e}") from None
     for kk in sorted({k, *eval_ks}):
-        k_shot_indices(tgt.y_train, int(kk), seed, tgt)
+        k_shot_indices(tgt.y_train, int(kk), seed, tgt.class_names)

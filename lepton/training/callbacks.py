@@ -32,7 +32,7 @@ class PrintProgress(Callback):
     def on_run_start(self, run) -> None:
         self.t0 = time.perf_counter()
         c = run.config
-        print(f"lepton: {c.method} {c.source} -> {c.target} on {run.device}, {c.epochs} epochs, "
+        print(f"lepton: {c.method} {c.source_label} -> {c.target} on {run.device}, {c.epochs} epochs, "
               f"{run.steps_per_epoch} steps/epoch, seed {c.seed}", file=self.stream, flush=True)
 
     def on_epoch_end(self, run, epoch, metrics) -> None:

@@ -2,7 +2,7 @@
 
 The app (or a notebook) starts a run with :meth:`JobManager.start` and polls
 :meth:`Job.snapshot`; the worker thread never touches the UI. Each job records its run in the
-knowledge base (:class:`lepton.kb.KBRecorder`) when :mod:`lepton.kb` is available, so the run
+knowledge base through :func:`lepton.training.train` (the one way to run), so the run
 shows up on the Explore and Runs pages, and a reloaded page or a second browser tab finds the
 running job again through :meth:`JobManager.list`.
 
@@ -21,7 +21,6 @@ import threading
 import time
 import traceback
 import uuid
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ..config import RunConfig
@@ -30,7 +29,6 @@ from .callbacks import Callback
 log = logging.getLogger(__name__)
 
 ACTIVE = ("starting", "running", "stopping")
-FINAL = ("completed", "stopped", "failed")
 
 
 def explain_error(exc: BaseException) -> str:
@@ -59,18 +57,20 @@ def explain_error(exc: BaseException) -> str:
             "happens again, report it with the server log, which holds the details.")
 
 
-def check_config(config: RunConfig, data_dir=None) -> List[Dict[str, str]]:
+def check_config(config: RunConfig, data_dir=None, kb=None) -> List[Dict[str, str]]:
     """Problems with a choice of domains, method and settings, before anything trains.
 
-    Loads (cached) and pairs the two domains exactly as training will, so that bad choices are
-    explained up front: the same domain as source and target, domains without shared classes,
-    a method that needs labelled target examples the target cannot give, invalid
-    hyper-parameters or device.
+    The run's own :func:`lepton.training.plan` is made (domains loaded, cached, and paired exactly
+    as training will), so the pre-flight check and training cannot disagree: the same domain as
+    source and target, classes dropped, a method that needs labelled target examples the target
+    cannot give, invalid hyper-parameters or device, an unknown ``init_from`` run.
 
     Parameters
     ----------
     config : RunConfig
     data_dir : path-like, optional
+    kb : lepton.kb.KnowledgeBase, optional
+        To resolve ``config.init_from``.
 
     Returns
     -------
@@ -78,56 +78,8 @@ def check_config(config: RunConfig, data_dir=None) -> List[Dict[str, str]]:
         ``{"level": "error" | "warning" | "info", "message": str}``; an ``error`` means
         :meth:`JobManager.start` would fail.
     """
-    import numpy as np
-
-    from ..data import DataError, load_domain
-    from ..data.pairing import harmonise
-    from ..methods import METHODS
-    from ..registry import UnknownNameError
-    from .loop import k_shot_indices
-    from .runtime import resolve_device
-
-    out: List[Dict[str, str]] = []
-    err = lambda m: out.append({"level": "error", "message": m})  # noqa: E731
-    try:
-        config.validate()
-        cls = METHODS.get(config.method)
-        hp = cls.validate_hparams(config.hparams)
-        resolve_device(config.device)
-    except (ValueError, KeyError) as e:
-        err(explain_error(e))
-        return out
-    if config.source == config.target:
-        out.append({"level": "warning", "message": f"Source and target are the same domain ({config.source}): "
-                    "nothing is transferred, so this only measures in-domain accuracy. Pick a different target "
-                    "to see a domain shift."})
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            doms = [load_domain(n, data_dir) for n in (config.source, config.target)]
-            (src, tgt), record = harmonise(doms)
-        for w in caught:
-            if "dropped" in str(w.message) or "classes" in str(w.message):
-                out.append({"level": "warning", "message": str(w.message)[0].upper() + str(w.message)[1:]})
-    except (DataError, UnknownNameError) as e:
-        err(explain_error(e))
-        return out
-    if cls.target_labels != "none":
-        if len(tgt.y_train) == 0 or len(np.unique(tgt.y_train)) == 0:
-            err(f"{config.method} trains on labelled target examples, but the target {config.target!r} has "
-                "no labelled training examples. Pick a method that needs no target labels (e.g. dann).")
-        elif cls.target_labels == "few":
-            try:
-                k_shot_indices(tgt.y_train, int(hp["k"]), config.seed, tgt)
-            except ValueError as e:
-                err(f"{config.method} needs k={int(hp['k'])} labelled target examples per class: {e}.")
-            else:
-                out.append({"level": "info", "message": f"{config.method} uses {int(hp['k'])} labelled target "
-                            "examples per class; the other target labels stay hidden."})
-        if cls.oracle:
-            out.append({"level": "info", "message": f"{config.method} trains on the target's labels: it is an "
-                        "oracle (an upper bound for comparison), not domain adaptation."})
-    return out
+    from .plan import check
+    return check(config, data_dir, kb)
 
 
 class Job:
@@ -214,11 +166,11 @@ class Job:
 class _JobProgress(Callback):
     """Copies the loop's progress into the job (under its lock)."""
 
-    def __init__(self, job: Job, recorder=None):
-        self.job, self.recorder = job, recorder
+    def __init__(self, job: Job):
+        self.job = job
 
     def on_run_start(self, run) -> None:
-        rid = getattr(self.recorder, "run_id", None) if self.recorder is not None else None
+        rid = run.run_id
         self.job._set(status="stopping" if self.job.stop_event.is_set() else "running", phase="training",
                       total=run.total_steps, started=time.time(), run_id=rid, config=run.config)
 
@@ -243,14 +195,14 @@ class JobManager:
     Parameters
     ----------
     kb : KnowledgeBase, None or False
-        Where runs are recorded. ``None``: a default :class:`lepton.kb.KnowledgeBase` if the
-        package is importable; ``False``: do not record.
+        Where runs are recorded. ``None``: the default :class:`lepton.kb.KnowledgeBase`;
+        ``False``: do not record.
     data_dir : path-like, optional
-        Benchmark data folder passed to :func:`lepton.training.fit`.
+        Benchmark data folder passed to :func:`lepton.training.train`.
     max_active : int
         Most runs training at once; :meth:`start` refuses more.
     fit_fn : callable, optional
-        The training function (default :func:`lepton.training.fit`); tests pass a fake.
+        The run function (default :func:`lepton.training.train`, same signature); tests pass a fake.
     pipeline_fn : callable, optional
         The pipeline function (default :func:`lepton.pipeline.run_pipeline`); tests pass a fake.
     """
@@ -269,11 +221,8 @@ class JobManager:
         if not self._kb_ready:
             with self._lock:
                 if not self._kb_ready:
-                    try:
-                        from ..kb import KnowledgeBase
-                        self._kb = KnowledgeBase()
-                    except ImportError:
-                        self._kb = False
+                    from ..kb import KnowledgeBase
+                    self._kb = KnowledgeBase()
                     self._kb_ready = True
         return self._kb or None
 
@@ -380,30 +329,19 @@ class JobManager:
             from ..data import user_domains
             kb = self.kb
             user_domains.load_user_domains(getattr(kb, "home", None))  # uploads of this home, if not yet known
-            fit = self._fit
-            if fit is None:
-                from .loop import fit
-            init_state = None
-            if job.config.init_from:
-                if kb is None:
-                    raise ValueError("init_from names a stored run, but this job manager has no knowledge base")
-                init_state = kb.load_state(job.config.init_from)
-            callbacks: List[Callback] = []
-            recorder = None
-            if kb is not None:
-                from ..kb import KBRecorder
-                recorder = KBRecorder(kb, parent=job.config.init_from)
-                callbacks.append(recorder)
-            callbacks.append(_JobProgress(job, recorder))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = fit(job.config, callbacks, job.stop_event, self.data_dir, init_state)
+            train = self._fit
+            if train is None:
+                from .run import train
+            if job.config.init_from and kb is None:
+                raise ValueError("init_from names a stored run, but this job manager has no knowledge base")
+            result = train(job.config, kb=kb, callbacks=[_JobProgress(job)], stop_event=job.stop_event,
+                           data_dir=self.data_dir, record=kb is not None)
             if kb is not None:
                 result.states = {}  # the weights are in the knowledge base; free the memory
-            rid = getattr(recorder, "run_id", None) if recorder is not None else None
+            result.plan = None
             msg = f"Training failed: {result.error}." if result.status == "failed" else ""
             job._set(status=result.status, result=result, error=msg, phase="done",
-                     run_id=rid or job.run_id, finished=time.time())
+                     run_id=result.run_id or job.run_id, finished=time.time())
         except BaseException as e:  # the thread must always end in a final state
             log.error("lepton job %s failed:\n%s", job.id, traceback.format_exc())
             job._set(status="failed", error=explain_error(e), phase="done", finished=time.time())
@@ -417,11 +355,9 @@ class JobManager:
             if run is None:
                 from ..pipeline import run_pipeline as run
             job._set(status="stopping" if job.stop_event.is_set() else "running", started=time.time())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = run(job.domains, job.target, job.stages_text, job.epochs_per_stage, job.seed, job.k,
-                          progress=job.on_event, stop_event=job.stop_event, data_dir=self.data_dir,
-                          kb=kb, record=kb is not None, **job.options)
+            res = run(job.domains, job.target, job.stages_text, job.epochs_per_stage, job.seed, job.k,
+                      progress=job.on_event, stop_event=job.stop_event, data_dir=self.data_dir,
+                      kb=kb, record=kb is not None, **job.options)
             msg = f"The pipeline failed: {res.error}." if res.status == "failed" else ""
             job._set(status=res.status, result=res, error=msg, phase="done", finished=time.time())
         except BaseException as e:  # the thread must always end in a final state
@@ -481,8 +417,7 @@ class PipelineJob(Job):
 
     def __init__(self, domains, target, specs, epochs_per_stage, seed, k, label="", options=None):
         first = next((s.name for s in specs if s.kind != "evaluate"), "source-only")
-        super().__init__(RunConfig(domains[0], target, first, epochs=epochs_per_stage, seed=seed,
-                                   eval_domains=tuple(domains[1:])), label)
+        super().__init__(RunConfig(tuple(domains), target, first, epochs=epochs_per_stage, seed=seed), label)
         self.domains, self.target, self.k, self.seed = domains, target, k, seed
         self.epochs_per_stage, self.options = epochs_per_stage, dict(options or {})
         self.stages_text = [s.label() for s in specs]

@@ -1,23 +1,23 @@
-"""The one training loop: every method, seeded, device-aware, with callbacks and a cooperative stop."""
+"""The one training loop: every method, seeded per run, device-aware, with callbacks and a
+cooperative stop. It serves each method exactly the data streams it declares."""
 from __future__ import annotations
 
 import math
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from ..config import RunConfig
-from ..data import Domain, load_domain
-from ..data.pairing import harmonise
-from ..evaluation.metrics import accuracy, batched, confusion, label_free_scores, per_class_accuracy
-from ..methods import METHODS, Method
+from ..data import Domain
+from ..data.sampling import Cycler, capped_indices
+from ..evaluation.metrics import batched
+from ..methods.base import SOURCE, TARGET, TARGET_ALL, TARGET_FEW, Batch, seeded_init
 from .callbacks import Callback
-from .runtime import environment, resolve_device, seed_everything
+from .plan import RunState, plan
 
 
 class NonFiniteLossError(RuntimeError):
@@ -26,46 +26,6 @@ class NonFiniteLossError(RuntimeError):
 
 class StopRequested(Exception):
     """Internal: the cooperative stop flag was seen."""
-
-
-@dataclass
-class RunState:
-    """What callbacks see during a run.
-
-    Attributes
-    ----------
-    config : RunConfig
-        With hyper-parameters filled in from the method's defaults.
-    method : Method
-        The method being trained (``method.features(x)`` gives ``(B, D)`` features).
-    domains : list of Domain
-        Harmonised ``[source, target, *eval_domains]``.
-    harmonisation : dict
-        What pairing did (see :func:`lepton.data.pairing.harmonise`).
-    device : torch.device
-    steps_per_epoch, total_steps : int
-    history : list of dict
-        One row per finished epoch.
-    """
-
-    config: RunConfig
-    method: Method
-    domains: List[Domain]
-    harmonisation: Dict[str, Any]
-    device: torch.device
-    steps_per_epoch: int
-    total_steps: int
-    environment: Dict[str, str]
-    history: List[Dict[str, Any]] = field(default_factory=list)
-    labelled_target_idx: Optional[np.ndarray] = None
-
-    @property
-    def source(self) -> Domain:
-        return self.domains[0]
-
-    @property
-    def target(self) -> Domain:
-        return self.domains[1]
 
 
 @dataclass
@@ -81,8 +41,9 @@ class RunResult:
     checkpoints : dict
         ``selected`` (label-free score), ``last``, ``oracle`` (best sampled target test accuracy,
         shown for comparison only): each ``{"epoch", "score", "source_acc", "target_acc",
-        "target_acc_sampled"}``; accuracies on the full test splits (source accuracy of the
-        ``selected`` checkpoint only; NaN for the others).
+        "target_acc_sampled"}``; accuracies on the full test splits (``source_acc``: the first
+        source domain's, of the ``selected`` checkpoint only; NaN for the others; the table has
+        every source).
     table : list of dict
         Rows ``{"domain", "role", "split", "checkpoint", "accuracy", "n"}``.
     per_class : list of dict
@@ -91,6 +52,10 @@ class RunResult:
         Target test confusion matrix ``(K, K)`` of the selected checkpoint.
     states : dict
         ``state_dict`` per checkpoint name (CPU tensors).
+    run_id : str or None
+        Knowledge-base id when the run was stored (see :func:`lepton.training.train`).
+    plan : RunState or None
+        The planned run, holding the method with the selected checkpoint loaded (not serialised).
     """
 
     config: RunConfig
@@ -105,123 +70,41 @@ class RunResult:
     environment: Dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
     states: Dict[str, Dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
+    run_id: Optional[str] = None
+    plan: Optional[RunState] = field(default=None, repr=False)
 
     def summary(self) -> Dict[str, Any]:
         """JSON-ready dict of everything but the weights."""
         return {"config": self.config.to_dict(), "status": self.status, "error": self.error,
-                "checkpoints": self.checkpoints, "table": self.table, "per_class": self.per_class,
-                "confusion": self.confusion, "harmonisation": self.harmonisation,
+                "task": self.config.task, "checkpoints": self.checkpoints, "table": self.table,
+                "per_class": self.per_class, "confusion": self.confusion, "harmonisation": self.harmonisation,
                 "environment": self.environment, "wall_time_s": round(self.wall_time_s, 3),
                 "history": self.history}
 
 
-def prepare(config: RunConfig, data_dir=None, init_state: Optional[Dict[str, torch.Tensor]] = None) -> RunState:
-    """Load and harmonise the domains and build a fresh method (no training yet).
+def fit(config: Union[RunConfig, RunState], callbacks: Sequence[Callback] = (),
+        stop_event: Optional[threading.Event] = None, data_dir=None) -> RunResult:
+    """Train a planned run and evaluate it honestly.
 
-    Raises
-    ------
-    lepton.registry.UnknownNameError
-        Unknown domain or method (listing valid names).
-    ValueError
-        Invalid config or hyper-parameters; :class:`lepton.data.DataError` for unusable data.
-    """
-    config.validate()
-    if config.source == config.target:
-        warnings.warn(f"source and target are the same domain ({config.source}); nothing is transferred")
-    cls = METHODS.get(config.method)
-    hparams = cls.validate_hparams(config.hparams)
-    names = [config.source, config.target, *config.eval_domains]
-    domains, record = harmonise([load_domain(n, data_dir) for n in names])
-    src, tgt = domains[0], domains[1]
-    device = resolve_device(config.device)
-    n_steps_data = len(tgt.y_train) if cls.target_labels == "all" else len(src.y_train)
-    steps_per_epoch = max(1, math.ceil(n_steps_data / config.batch_size))
-    total = steps_per_epoch * config.epochs
-    config = RunConfig.from_dict({**config.to_dict(), "hparams": hparams})
-    seed_everything(config.seed)
-    method = cls(src.input_shape, src.n_classes, hparams, device=device, total_steps=total,
-                 encoder=config.encoder, amp=device.type == "cuda")
-    if init_state is not None:
-        method.load_encoder(init_state)
-    run = RunState(config, method, domains, record, device, steps_per_epoch, total, environment(device))
-    if cls.target_labels == "few":
-        run.labelled_target_idx = k_shot_indices(tgt.y_train, int(hparams["k"]), config.seed, tgt)
-    elif cls.target_labels == "all":
-        run.labelled_target_idx = np.arange(len(tgt.y_train))
-    return run
-
-
-def k_shot_indices(y: np.ndarray, k: int, seed: int, domain: Optional[Domain] = None) -> np.ndarray:
-    """Draw ``k`` examples of each class (seeded, without replacement).
+    Each epoch passes once over the largest source training split in seeded shuffled batches
+    (the last one may be partial, even of size 1), one batch per source domain per step, while
+    the target split is cycled independently; the method gets exactly the streams it declares
+    (``Method.needs``). After each epoch the loop evaluates source and target test accuracy and
+    the label-free scores on (up to ``eval_cap``) unlabelled target *training* examples. The
+    checkpoint the label-free score picks is the run's model; the last one and the oracle-best
+    one (by target test accuracy, for comparison only) are reported beside it. Target labels
+    reach training only in methods that declare them (``finetune``: k per class;
+    ``target-only``: the oracle). All randomness comes from the run's own generators.
 
     Parameters
     ----------
-    y : np.ndarray
-        int64 ``(N,)`` labels of the target train split.
-    k : int
-        Examples per class.
-
-    Returns
-    -------
-    np.ndarray
-        int64 ``(k * K,)`` sorted indices.
-
-    Raises
-    ------
-    ValueError
-        If a class has fewer than ``k`` examples (naming the class and its count).
-    """
-    rng = np.random.default_rng(seed)
-    out = []
-    names = domain.class_names if domain is not None else None
-    for c in range(int(y.max()) + 1 if len(y) else 0):
-        idx = np.flatnonzero(y == c)
-        if len(idx) < k:
-            cname = names[c] if names else str(c)
-            raise ValueError(f"k={k} labelled target examples per class asked for, but class {cname!r} has only "
-                             f"{len(idx)} in the target training split; lower k")
-        out.append(rng.choice(idx, k, replace=False))
-    return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
-
-
-class _Cycler:
-    """Endless seeded shuffled batches of indices ``0..n-1``."""
-
-    def __init__(self, n: int, batch_size: int, gen: torch.Generator):
-        self.n, self.bs, self.gen, self.perm, self.pos = n, batch_size, gen, None, n
-
-    def next(self) -> torch.Tensor:
-        if self.pos >= self.n:
-            self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
-        b = self.perm[self.pos:self.pos + self.bs]
-        self.pos += len(b)
-        return b
-
-
-def fit(config: RunConfig, callbacks: Sequence[Callback] = (), stop_event: Optional[threading.Event] = None,
-        data_dir=None, init_state: Optional[Dict[str, torch.Tensor]] = None, run: Optional[RunState] = None) -> RunResult:
-    """Train ``config.method`` from ``config.source`` to ``config.target`` and evaluate honestly.
-
-    Each epoch passes once over the source training split in seeded shuffled batches (the last
-    one may be partial, even of size 1) while the target split is cycled independently. After
-    each epoch the loop evaluates source and target test accuracy and a label-free score on (up
-    to ``eval_cap``) unlabelled target training examples. The checkpoint the label-free score
-    picks is the run's model; the last one and the oracle-best one (by target test accuracy,
-    for comparison only) are reported beside it. Target labels reach training only in methods
-    that declare them (``finetune``: k per class; ``target-only``: the oracle).
-
-    Parameters
-    ----------
-    config : RunConfig
+    config : RunConfig or RunState
+        A config (planned here, without a knowledge base) or a plan from :func:`plan`.
     callbacks : sequence of Callback
     stop_event : threading.Event, optional
         Set it to stop cooperatively after the current step; the result is ``stopped``.
     data_dir : path-like, optional
-        Benchmark data folder.
-    init_state : dict, optional
-        A stored ``state_dict`` whose encoder and transfer module initialise the model.
-    run : RunState, optional
-        A prepared run (from :func:`prepare`), to reuse.
+        Benchmark data folder (when ``config`` is a config).
 
     Returns
     -------
@@ -234,7 +117,7 @@ def fit(config: RunConfig, callbacks: Sequence[Callback] = (), stop_event: Optio
         Bad configuration or data, before training starts.
     """
     t0 = time.perf_counter()
-    run = run or prepare(config, data_dir, init_state)
+    run = config if isinstance(config, RunState) else plan(config, data_dir)
     cfg = run.config
     status, error = "completed", ""
     snaps: Dict[str, Dict[str, Any]] = {}
@@ -248,7 +131,7 @@ def fit(config: RunConfig, callbacks: Sequence[Callback] = (), stop_event: Optio
         status, error = "failed", str(e)
     except BaseException as e:
         result = RunResult(cfg, "failed", f"{type(e).__name__}: {e}", run.history, harmonisation=run.harmonisation,
-                           environment=run.environment, wall_time_s=time.perf_counter() - t0)
+                           environment=run.environment, wall_time_s=time.perf_counter() - t0, plan=run)
         for cb in callbacks:
             cb.on_run_end(run, result)
         raise
@@ -259,26 +142,43 @@ def fit(config: RunConfig, callbacks: Sequence[Callback] = (), stop_event: Optio
     return result
 
 
-def _tensors(run: RunState):
-    dev = run.device
-    src, tgt = run.source, run.target
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
-    d = {"xs": t(src.x_train), "ys": t(src.y_train), "xt": t(tgt.x_train)}
-    if run.labelled_target_idx is not None:
-        d["xl"], d["yl"] = t(tgt.x_train[run.labelled_target_idx]), t(tgt.y_train[run.labelled_target_idx])
-    return d
+class _Streams:
+    """The data streams a method declared, as seeded endless batches (one generator per run)."""
+
+    def __init__(self, run: RunState):
+        cfg, needs = run.config, run.method.needs
+        dev, bs = run.device, cfg.batch_size
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        gen = torch.Generator().manual_seed(cfg.seed)
+        tgt = run.target
+        self.sources = [(d.name, t(d.x_train), t(d.y_train)) for d in run.sources] if SOURCE in needs else []
+        self._src = [Cycler(len(y), bs, gen) for _, _, y in self.sources]
+        self.xt = t(tgt.x_train) if TARGET in needs else None
+        self._tgt = Cycler(len(self.xt), bs, gen) if self.xt is not None else None
+        self.labelled = None
+        if run.labelled_target_idx is not None and (TARGET_FEW in needs or TARGET_ALL in needs):
+            idx = run.labelled_target_idx
+            self.labelled = (t(tgt.x_train[idx]), t(tgt.y_train[idx]))
+        self._lab = Cycler(len(self.labelled[1]), bs, gen) if self.labelled is not None else None
+
+    def next(self) -> Batch:
+        srcs = []
+        for (name, x, y), c in zip(self.sources, self._src):
+            i = c.next()
+            srcs.append((name, x[i], y[i]))
+        xt = self.xt[self._tgt.next()] if self._tgt is not None else None
+        lab = None
+        if self._lab is not None:
+            j = self._lab.next()
+            lab = (self.labelled[0][j], self.labelled[1][j])
+        return Batch(srcs, xt, lab)
 
 
 def _train(run: RunState, callbacks, stop_event, snaps) -> None:
     cfg, method = run.config, run.method
-    data = _tensors(run)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    bs = cfg.batch_size
-    oracle_all = method.target_labels == "all"
-    main = _Cycler(len(data["yl"]) if oracle_all else len(data["ys"]), bs, gen)
-    tgt_c = _Cycler(len(data["xt"]), bs, gen)
-    src_c = _Cycler(len(data["ys"]), bs, gen)
-    lab_c = _Cycler(len(data["yl"]), bs, gen) if "yl" in data and not oracle_all else None
+    streams = _Streams(run)
+    with seeded_init(cfg.seed + 1):
+        method.on_data(streams.sources)
     step = 0
     for epoch in range(1, cfg.epochs + 1):
         method.train()
@@ -286,9 +186,7 @@ def _train(run: RunState, callbacks, stop_event, snaps) -> None:
         for _ in range(run.steps_per_epoch):
             if stop_event is not None and stop_event.is_set():
                 raise StopRequested
-            batch = _batch(data, main, src_c, tgt_c, lab_c, oracle_all)
-            method.step = step
-            losses = method.update(batch)
+            losses = method.update(streams.next(), step)
             step += 1
             for k, v in losses.items():
                 if not math.isfinite(v):
@@ -297,7 +195,6 @@ def _train(run: RunState, callbacks, stop_event, snaps) -> None:
                 sums[k] = sums.get(k, 0.0) + v
             for cb in callbacks:
                 cb.on_step_end(run, step, epoch, losses)
-        method.step = step
         row = evaluate_epoch(run, epoch, {k: v / run.steps_per_epoch for k, v in sums.items()})
         run.history.append(row)
         _snapshot(run, row, snaps)
@@ -305,31 +202,16 @@ def _train(run: RunState, callbacks, stop_event, snaps) -> None:
             cb.on_epoch_end(run, epoch, row)
 
 
-def _batch(data, main, src_c, tgt_c, lab_c, oracle_all):
-    if oracle_all:
-        i = main.next()
-        return {"xl": data["xl"][i], "yl": data["yl"][i], "xs": data["xs"][src_c.next()],
-                "ys": data["ys"][src_c.next()][:0], "xt": data["xt"][i]}
-    i = main.next()
-    b = {"xs": data["xs"][i], "ys": data["ys"][i], "xt": data["xt"][tgt_c.next()]}
-    if lab_c is not None:
-        j = lab_c.next()
-        b["xl"], b["yl"] = data["xl"][j], data["yl"][j]
-    return b
-
-
-def _cap(n: int, cap: int, seed: int) -> np.ndarray:
-    """Sorted seeded sample of at most ``cap`` indices of ``0..n-1`` (all of them if ``n <= cap``)."""
-    if n <= cap:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
-
-
-def _capped_accuracy(run: RunState, dom: Domain) -> float:
+def _capped_score(run: RunState, dom: Domain) -> float:
     if len(dom.y_test) == 0:
         return float("nan")
-    idx = _cap(len(dom.y_test), run.config.eval_cap, run.config.seed)
-    return accuracy(dom.y_test[idx], batched(run.method.predict, dom.x_test[idx]).argmax(1))
+    idx = capped_indices(len(dom.y_test), run.config.eval_cap, run.config.seed)
+    return run.task.score(dom.y_test[idx], batched(run.method.predict, dom.x_test[idx]))
+
+
+def _mean(values: List[float]) -> float:
+    ok = [v for v in values if math.isfinite(v)]
+    return float(np.mean(ok)) if ok else float("nan")
 
 
 def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[str, Any]:
@@ -342,14 +224,15 @@ def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[
     Returns
     -------
     dict
-        ``epoch``, ``source_acc``, ``target_acc``, ``score`` (the configured selection score),
-        ``scores`` (all label-free scores), ``losses`` (epoch means), ``time``.
+        ``epoch``, ``source_acc`` (the first source domain), ``target_acc``, ``score`` (the
+        configured selection score), ``scores`` (all label-free scores), ``losses`` (epoch
+        means), ``time``.
     """
-    m = run.method
-    src, tgt = run.source, run.target
-    sacc, tacc = _capped_accuracy(run, src), _capped_accuracy(run, tgt)
-    idx = _cap(len(tgt.y_train), run.config.eval_cap, run.config.seed)
-    scores = label_free_scores(batched(m.predict, tgt.x_train[idx]))
+    tgt = run.target
+    sacc = _capped_score(run, run.source)
+    tacc = _capped_score(run, tgt)
+    idx = capped_indices(len(tgt.y_train), run.config.eval_cap, run.config.seed)
+    scores = run.task.label_free_scores(batched(run.method.predict, tgt.x_train[idx]))
     scores["source-acc"] = sacc
     return {"epoch": epoch, "source_acc": sacc, "target_acc": tacc, "score": scores[run.config.select],
             "scores": scores, "losses": losses, "time": time.time()}
@@ -366,30 +249,32 @@ def _snapshot(run: RunState, row: Dict[str, Any], snaps: Dict[str, Dict[str, Any
 
 
 def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
-    cfg, m = run.config, run.method
-    res = RunResult(cfg, status, error, run.history, harmonisation=run.harmonisation, environment=run.environment)
+    cfg, m, task = run.config, run.method, run.task
+    res = RunResult(cfg, status, error, run.history, harmonisation=run.harmonisation, environment=run.environment,
+                    plan=run)
     if "last" not in snaps:
         return res
     for name in ("selected", "last", "oracle"):
-        s = snaps[name]
-        r = s["row"]
+        r = snaps[name]["row"]
         res.checkpoints[name] = {"epoch": r["epoch"], "score": r["score"], "source_acc": float("nan"),
                                  "target_acc": float("nan"), "target_acc_sampled": r["target_acc"]}
-        res.states[name] = s["state"]
-    roles = ["source", "target"] + ["eval"] * (len(run.domains) - 2)
-    full = lambda dom: accuracy(dom.y_test, batched(m.predict, dom.x_test).argmax(1)) if len(dom.y_test) else float("nan")
+        res.states[name] = snaps[name]["state"]
+    full = lambda dom: task.score(dom.y_test, batched(m.predict, dom.x_test)) if len(dom.y_test) else float("nan")  # noqa: E731
     rows = []
     for ck in ("last", "oracle", "selected"):  # end with the selected state loaded
         m.load_state_dict(snaps[ck]["state"])
-        for dom, role in zip(run.domains, roles):
+        for dom, role in zip(run.domains, run.roles):
             if role == "target" or ck == "selected":
                 rows.append({"domain": dom.name, "role": role, "split": "test", "checkpoint": ck,
                              "accuracy": full(dom), "n": int(len(dom.y_test))})
-                if role in ("source", "target"):
-                    res.checkpoints[ck][f"{role}_acc"] = rows[-1]["accuracy"]
-    order = {"selected": 0, "last": 1, "oracle": 2}
-    res.table = sorted(rows, key=lambda r: (roles.index(r["role"]), r["domain"], order[r["checkpoint"]]))
-    pred = batched(m.predict, run.target.x_test).argmax(1) if len(run.target.y_test) else np.zeros(0, int)
-    res.per_class = per_class_accuracy(run.target.y_test, pred, run.target.class_names).to_dict("records")
-    res.confusion = confusion(run.target.y_test, pred, run.target.n_classes).tolist() if len(pred) else []
+        res.checkpoints[ck]["target_acc"] = next(r["accuracy"] for r in rows[::-1] if r["role"] == "target")
+        if ck == "selected":
+            res.checkpoints[ck]["source_acc"] = next(r["accuracy"] for r in rows if r["domain"] == run.source.name
+                                                     and r["role"] == "source")
+    order, role_order = {"selected": 0, "last": 1, "oracle": 2}, {"source": 0, "target": 1, "eval": 2}
+    res.table = sorted(rows, key=lambda r: (role_order[r["role"]], r["domain"], order[r["checkpoint"]]))
+    tgt = run.target
+    out = batched(m.predict, tgt.x_test) if len(tgt.y_test) else np.zeros((0, tgt.n_classes), np.float32)
+    rep = task.report(tgt.y_test, out, tgt.class_names)
+    res.per_class, res.confusion = rep["per_class"], rep["confusion"]
     return res

@@ -1,9 +1,8 @@
-"""Runtime: device choice, seeding, environment record."""
+"""Runtime: device choice and the environment record (seeding is per run: see :mod:`lepton.data.sampling`)."""
 from __future__ import annotations
 
 import os
 import platform
-import random
 from typing import Dict
 
 import numpy as np
@@ -34,18 +33,14 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for but CUDA is not available here; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} asked for but this machine has {torch.cuda.device_count()} CUDA "
+                         "device(s); use cuda:0 .. cuda:N-1 or auto")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device 'mps' asked for but Apple MPS is not available here; use --device cpu or auto")
     if dev.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     return dev
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) random generators."""
-    random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    torch.manual_seed(seed)
 
 
 def environment(device: torch.device) -> Dict[str, str]:

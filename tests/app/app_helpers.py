@@ -26,7 +26,7 @@ def quick_map(kb, run_id, epoch=None, method="pca"):
     u, s, _ = np.linalg.svd(x, full_matrices=False)
     xy = u[:, :2] * s[:2]
     cls, dom = f["class_names"], f["domain_names"]
-    return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "domain": [dom[i] for i in f["domain"]],
+    return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "domain": [dom[i] for i in f["domain"]], "domain_id": f["domain"],
                          "label": [cls[i] for i in f["labels"]], "pred": [cls[i] for i in f["preds"]],
                          "correct": f["labels"] == f["preds"], "row": np.arange(len(xy)), "index": f["index"],
                          "epoch": f["epoch"]})

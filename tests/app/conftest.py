@@ -25,7 +25,8 @@ def app_env(tmp_path, monkeypatch):
 def stored_home(tmp_path_factory):
     """A knowledge base with two short real runs on digits -> digits-rotated (source-only and dann)."""
     from lepton.config import RunConfig
-    from lepton.kb import KBRecorder, KnowledgeBase
+    from lepton.kb import KnowledgeBase
+    from lepton.training.recorder import KBRecorder
     from lepton.training import fit
 
     home = tmp_path_factory.mktemp("stored") / "home"

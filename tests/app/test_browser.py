@@ -187,7 +187,8 @@ def test_stop_a_run_and_see_the_history(server, browser):
     expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=LONG)
     wait_idle(page)
     page.get_by_role("button", name="Start training").click()
-    expect(page.get_by_text("running —")).to_be_visible(timeout=LONG)
+    # stop once the first epoch is done, so the stopped run has a checkpoint and accuracies
+    expect(page.get_by_text(re.compile(r"running — \w+ · epoch ([2-9]|\d\d+)/200"))).to_be_visible(timeout=LONG)
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_text("stopped after")).to_be_visible(timeout=LONG)
     no_exception(page)

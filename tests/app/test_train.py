@@ -126,3 +126,20 @@ def test_every_registered_method_gets_its_form(fake_jobs):
         shown = {w.key for kind in (at.number_input, at.toggle, at.selectbox) for w in kind}
         expected = {f"hp_{name}_{h}" for h in METHODS.get(name).all_hparams()}
         assert expected <= shown, (name, expected - shown)
+
+
+def test_several_source_domains_from_the_page(fake_jobs):
+    at = open_page("train")
+    at.multiselect(key="extra_sources").set_value(["digits-noisy", "digits-inverted"]).run()
+    no_exception(at)
+    at.button(key="start").click().run()
+    (job,) = fake_jobs["jm"].list()
+    assert job.config.sources == ("digits", "digits-noisy", "digits-inverted")
+
+
+def test_a_target_among_the_sources_is_explained_before_start(fake_jobs):
+    at = open_page("train")
+    at.multiselect(key="extra_sources").set_value(["digits-rotated"]).run()  # the default target
+    no_exception(at)
+    assert "also a source" in texts(at)
+    assert at.button(key="start").disabled

@@ -1,18 +1,14 @@
-"""CLI subcommands over the knowledge base: ``kb list|show|delete|export|shift`` and ``map``.
-
-:func:`add_commands` adds them to ``python -m lepton``; :func:`train_store` and
-:func:`report_stored` wire ``train --init-from/--no-store`` to the store.
-"""
+"""CLI subcommands over the knowledge base: ``kb list|show|delete|export|shift`` and ``map``;
+:func:`add_commands` adds them to ``python -m lepton``."""
 from __future__ import annotations
 
 import json
 import math
 import sys
-from typing import Any, List, Optional, Tuple
 
 
 def _kb(args):
-    from .store import KnowledgeBase
+    from ..kb import KnowledgeBase
     return KnowledgeBase(getattr(args, "home", None))
 
 
@@ -154,42 +150,3 @@ def add_commands(subparsers) -> None:
     m.add_argument("--out", default=None, help="CSV file (default: standard output)")
     m.add_argument("--home", default=None, help="knowledge base folder")
     m.set_defaults(func=cmd_map)
-
-
-def add_train_options(t) -> None:
-    """``--init-from`` and ``--no-store`` for ``train``."""
-    t.add_argument("--init-from", default=None, metavar="RUN_ID",
-                   help="initialise the encoder from a stored run's selected checkpoint")
-    t.add_argument("--no-store", action="store_true", help="do not record the run in the knowledge base")
-
-
-def train_store(args) -> Tuple[Optional[Any], List[Any], Optional[dict], Optional[str]]:
-    """Open the store for ``train``: ``(kb, callbacks, init_state, init_from_run_id)``.
-
-    Raises
-    ------
-    KBError
-        Unknown ``--init-from`` run or one without a checkpoint.
-    """
-    from .recorder import KBRecorder
-    from .store import KnowledgeBase
-    if args.no_store and not args.init_from:
-        return None, [], None, None
-    kb = KnowledgeBase()
-    init_state = init_from = None
-    if args.init_from:
-        init_from = kb.resolve(args.init_from)
-        init_state = kb.load_state(init_from, "selected")
-    cbs = [] if args.no_store else [KBRecorder(kb, parent=init_from)]
-    return kb, cbs, init_state, init_from
-
-
-def report_stored(kb, callbacks, summary: Optional[dict] = None) -> None:
-    """Print (or add to a ``--json`` summary) the run id and the knowledge-base location."""
-    rid = next((getattr(c, "run_id", None) for c in callbacks if hasattr(c, "run_id")), None)
-    if rid is None:
-        return
-    if summary is not None:
-        summary.update({"run_id": rid, "kb": str(kb.home)})
-    else:
-        print(f"run id: {rid}   knowledge base: {kb.home}")

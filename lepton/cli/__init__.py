@@ -1,4 +1,5 @@
-"""Command line: ``python -m lepton domains|methods|train ...`` over the same core the app uses."""
+"""Command line: ``python -m lepton domains|methods|train|kb|map|pipeline ...`` over the same core the
+app uses. All argparse code of Lepton lives in this package."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,7 @@ import sys
 import warnings
 from typing import List, Optional
 
-from .registry import UnknownNameError
+from ..registry import UnknownNameError
 
 
 class CLIError(Exception):
@@ -20,7 +21,7 @@ def _fmt(v) -> str:
 
 
 def cmd_domains(args) -> int:
-    from .data import list_domains, load_domain, resolve_data_dir
+    from ..data import list_domains, load_domain, resolve_data_dir
     ddir = resolve_data_dir(args.data_dir)
     rows = list_domains(ddir)
     if args.json:
@@ -42,13 +43,14 @@ def cmd_domains(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    from .methods import METHODS
+    from ..methods import METHODS
     out = []
     for name in METHODS.names():
         cls = METHODS.get(name)
         hp = {k: {"default": h.default, "low": h.low, "high": h.high, "choices": h.choices, "help": h.help}
               for k, h in cls.all_hparams().items()}
-        out.append({"name": name, "summary": cls.summary, "target_labels": cls.target_labels,
+        out.append({"name": name, "summary": cls.summary, "target_labels": cls.target_labels(),
+                    "needs": list(cls.needs),
                     "oracle": cls.oracle, "hparams": hp})
     if args.json:
         print(json.dumps(out))
@@ -74,24 +76,32 @@ def _parse_hparams(text: Optional[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .config import RunConfig
-    from .kb.cli_commands import report_stored, train_store
-    from .training import PrintProgress, fit
+    from ..config import RunConfig
+    from ..training import Callback, PrintProgress, train
 
-    kb, store_cbs, init_state, init_from = train_store(args)
-    cfg = RunConfig(source=args.source, target=args.target, method=args.method, hparams=_parse_hparams(args.hparams),
-                    epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                    select=args.select, eval_domains=tuple(args.eval or ()), encoder=args.encoder,
-                    init_from=init_from)
-    callbacks = ([] if args.quiet else [PrintProgress(sys.stderr)]) + store_cbs
-    result = fit(cfg, callbacks, data_dir=args.data_dir, init_state=init_state)
+    class Notes(Callback):  # the plan's warnings, one line each, before the first step
+        def on_run_start(self, run) -> None:
+            for note in run.notes:
+                if note["level"] == "warning":
+                    print(f"lepton: warning: {note['message']}", file=sys.stderr, flush=True)
+
+    cfg = RunConfig(source=tuple(args.source), target=args.target, method=args.method,
+                    hparams=_parse_hparams(args.hparams), epochs=args.epochs, batch_size=args.batch_size,
+                    seed=args.seed, device=args.device, select=args.select, eval_domains=tuple(args.eval or ()),
+                    encoder=args.encoder, init_from=args.init_from)
+    kb = None
+    if not args.no_store or args.init_from:
+        from ..kb import KnowledgeBase
+        kb = KnowledgeBase()
+    callbacks = [Notes()] + ([] if args.quiet else [PrintProgress(sys.stderr)])
+    result = train(cfg, kb=kb, callbacks=callbacks, data_dir=args.data_dir, record=not args.no_store)
+    stored = {"run_id": result.run_id, "kb": str(kb.home)} if result.run_id else {}
     if args.json:
-        summary = result.summary()
-        report_stored(kb, store_cbs, summary)
-        print(json.dumps(summary, default=str))
+        print(json.dumps({**result.summary(), **stored}, default=str))
     else:
         _print_result(result)
-        report_stored(kb, store_cbs)
+        if stored:
+            print(f"run id: {stored['run_id']}   knowledge base: {stored['kb']}")
     if result.status == "failed":
         print(f"lepton: error: run failed: {result.error}", file=sys.stderr)
         return 1
@@ -113,7 +123,9 @@ def _print_result(result) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .kb.cli_commands import add_commands, add_train_options
+    from ..config import EPOCHS
+    from .kb import add_commands
+    from .pipeline import add_command as add_pipeline_command
 
     p = argparse.ArgumentParser(prog="python -m lepton", description="Lepton: transfer learning and domain shift lab")
     p.add_argument("--data-dir", default=None, help="benchmark data folder (default $LEPTON_DATA_DIR or a user cache)")
@@ -125,10 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_methods)
     t = sub.add_parser("train", help="train a method from a source to a target domain")
-    t.add_argument("--source", required=True)
+    t.add_argument("--source", required=True, nargs="+", metavar="DOMAIN",
+                   help="source domain(s); several are trained on together, each stored with the role source")
     t.add_argument("--target", required=True)
     t.add_argument("--method", default="source-only")
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--epochs", type=int, default=10, help=f"passes over the source training split "
+                   f"({EPOCHS[0]}..{EPOCHS[1]})")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--hparams", default=None, help="JSON object of hyper-parameters")
@@ -138,18 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--encoder", default="auto", help="auto, lenet, mlp, mlp-784-256-128-64")
     t.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
-    add_train_options(t)
+    t.add_argument("--init-from", default=None, metavar="RUN_ID",
+                   help="initialise the encoder from a stored run's selected checkpoint")
+    t.add_argument("--no-store", action="store_true", help="do not record the run in the knowledge base")
     t.set_defaults(func=cmd_train)
     add_commands(sub)
-    from .pipeline import add_command as add_pipeline_command
     add_pipeline_command(sub)
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 run failed, 2 bad input)."""
-    from .data import DataError
-    from .kb.files import KBError
+    from ..data import DataError
+    from ..kb import KBError
 
     args = build_parser().parse_args(argv)
     warnings.simplefilter("default")

@@ -1,4 +1,5 @@
-"""KBRecorder: the training-loop callback that stores a run in the knowledge base."""
+"""KBRecorder: the training-loop callback that stores a run in the knowledge base. It lives with
+training because it runs the model (feature snapshots); the knowledge base only stores."""
 from __future__ import annotations
 
 import time
@@ -6,54 +7,11 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from ..data.sampling import stratified_sample
 from ..evaluation.metrics import batched
-from ..training.callbacks import Callback
-from . import procs
-from .files import KBError
-from .store import KnowledgeBase
-
-
-def stratified_sample(y: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
-    """Seeded class-stratified sample of at most ``cap`` indices.
-
-    Each class gets a share proportional to its size (largest remainders first), and every class
-    present keeps at least one example when ``cap`` allows.
-
-    Parameters
-    ----------
-    y : np.ndarray
-        int ``(N,)`` labels.
-    cap : int
-        Largest sample size (>= 1).
-    seed : int
-
-    Returns
-    -------
-    np.ndarray
-        int64 sorted indices ``(min(N, cap),)``.
-    """
-    y = np.asarray(y)
-    n = len(y)
-    if n <= cap:
-        return np.arange(n, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(y, return_counts=True)
-    share = counts * cap / n
-    take = np.floor(share).astype(int)
-    if cap >= len(classes):
-        take = np.maximum(take, 1)
-    left = cap - take.sum()
-    order = np.argsort(-(share - np.floor(share)), kind="stable")
-    for i in order:
-        if left <= 0:
-            break
-        if take[i] < counts[i]:
-            take[i] += 1
-            left -= 1
-    while take.sum() > cap:  # only when every class got its minimum of one
-        take[np.argmax(take)] -= 1
-    out = [rng.choice(np.flatnonzero(y == c), k, replace=False) for c, k in zip(classes, take) if k > 0]
-    return np.sort(np.concatenate(out)).astype(np.int64)
+from ..kb import KBError, KnowledgeBase
+from ..kb.procs import HEARTBEAT_S
+from .callbacks import Callback
 
 
 class KBRecorder(Callback):
@@ -68,8 +26,6 @@ class KBRecorder(Callback):
     ----------
     kb : KnowledgeBase, optional
         Default: ``KnowledgeBase()`` at :func:`lepton.kb.default_home`.
-    parent : str, optional
-        Run id whose weights initialised this run (default: ``config.init_from``).
     feature_cap : int
         Largest feature sample per domain; 0 stores no features.
     snapshot_every : int, optional
@@ -87,14 +43,14 @@ class KBRecorder(Callback):
         the message first, so the training loop stops and other runs stay intact.
     """
 
-    def __init__(self, kb: Optional[KnowledgeBase] = None, parent: Optional[str] = None, feature_cap: int = 2000,
+    def __init__(self, kb: Optional[KnowledgeBase] = None, feature_cap: int = 2000,
                  snapshot_every: Optional[int] = None):
         if int(feature_cap) < 0:
             raise ValueError(f"feature_cap must be >= 0, got {feature_cap}")
         if snapshot_every is not None and int(snapshot_every) < 1:
             raise ValueError(f"snapshot_every must be >= 1, got {snapshot_every}")
         self.kb = kb if kb is not None else KnowledgeBase()
-        self.parent, self.feature_cap, self.snapshot_every = parent, int(feature_cap), snapshot_every
+        self.feature_cap, self.snapshot_every = int(feature_cap), snapshot_every
         self.run_id: Optional[str] = None
         self.snapshots: List[int] = []
         self._every = 1
@@ -111,17 +67,19 @@ class KBRecorder(Callback):
         src = run.source
         meta = {"environment": dict(run.environment), "harmonisation": run.harmonisation,
                 "domains": [d.name for d in run.domains], "class_names": list(src.class_names),
-                "input_shape": list(src.input_shape), "n_classes": src.n_classes,
-                "roles": ["source", "target"] + ["eval"] * (len(run.domains) - 2),
+                "input_shape": list(src.input_shape), "n_classes": src.n_classes, "roles": list(run.roles),
+                "modality": src.modality, "task": cfg.task, "model": dict(run.method.net.spec),
+                "notes": [n["message"] for n in run.notes],
                 "features": {"cap_per_domain": self.feature_cap, "split": "test", "every": self._every,
                              "n_per_domain": [int(len(s)) for s in self._sample]},
                 "device": str(run.device), "seed": cfg.seed, "steps_per_epoch": run.steps_per_epoch}
-        self.run_id = self.kb.begin_run(cfg.to_dict(), meta, self.parent or cfg.init_from)
+        self.run_id = self.kb.begin_run(cfg.to_dict(), meta, cfg.init_from)  # the config is the lineage
+        run.run_id = self.run_id
         self._beat = time.monotonic()
         self._guard(lambda: self._snapshot(run, 0))
 
     def on_step_end(self, run, step, epoch, losses) -> None:
-        if self.run_id and time.monotonic() - self._beat > procs.HEARTBEAT_S:
+        if self.run_id and time.monotonic() - self._beat > HEARTBEAT_S:
             self._beat = time.monotonic()
             self.kb.beat(self.run_id)
 
@@ -196,8 +154,9 @@ def features_snapshot(run, sample: List[np.ndarray]) -> Dict[str, Any]:
             continue
         x = d.x_test[idx]
         feats.append(batched(m.features, x).reshape(len(idx), -1))
-        preds.append(batched(m.predict, x).argmax(1).astype(np.int64))
-        labels.append(d.y_test[idx].astype(np.int64))
+        fields = run.task.snapshot_fields(d.y_test[idx], batched(m.predict, x))
+        preds.append(fields["preds"])
+        labels.append(fields["labels"])
         dom.append(np.full(len(idx), i, np.int64))
         index.append(idx.astype(np.int64))
     cat = lambda a, shape: np.concatenate(a) if a else np.zeros(shape)  # noqa: E731
@@ -205,6 +164,7 @@ def features_snapshot(run, sample: List[np.ndarray]) -> Dict[str, Any]:
             "preds": cat(preds, 0).astype(np.int64), "domain": cat(dom, 0).astype(np.int64),
             "index": cat(index, 0).astype(np.int64),
             "domain_names": np.array([d.name for d in run.domains], dtype=str),
+            "domain_roles": np.array(list(run.roles), dtype=str),
             "class_names": np.array(list(run.source.class_names), dtype=str)}
 
 

@@ -1,0 +1,195 @@
+"""``plan(config)``: validate a run, load and harmonise its domains, build a fresh method, and say
+in plain words what is odd about it, before anything trains. The app's pre-flight check shows a
+plan's notes and errors, so pre-flight and training cannot disagree."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..config import RunConfig
+from ..data import DataError, Domain, load_domain
+from ..data.pairing import harmonise
+from ..data.sampling import k_shot_indices
+from ..methods import METHODS, Method, build_method
+from ..methods.base import SOURCE, TARGET_ALL
+from ..tasks import TASKS, Task
+from .runtime import environment, resolve_device
+
+
+@dataclass
+class RunState:
+    """A planned run: what :func:`lepton.training.fit` trains and what callbacks see.
+
+    Attributes
+    ----------
+    config : RunConfig
+        With hyper-parameters filled in from the method's defaults and ``init_from`` resolved to
+        a full run id.
+    method : Method
+        The fresh method (``method.features(x)`` gives ``(B, D)`` features).
+    task : lepton.tasks.Task
+    domains : list of Domain
+        Harmonised ``[*sources, target, *eval_domains]``.
+    roles : list of str
+        ``source``, ``target`` or ``eval`` per domain.
+    harmonisation : dict
+        What pairing did (see :func:`lepton.data.pairing.harmonise`).
+    device : torch.device
+    steps_per_epoch, total_steps : int
+        An epoch is one pass over the largest source training split (over the target training
+        split for methods without labelled source data).
+    environment : dict
+    notes : list of dict
+        ``{"level": "warning" | "info", "message": str}``: what a person should know.
+    labelled_target_idx : np.ndarray or None
+        Target training rows whose labels training may use (k-shot or, for the oracle, all).
+    history : list of dict
+        One row per finished epoch.
+    run_id : str or None
+        Knowledge-base id once the recorder has begun the run.
+    """
+
+    config: RunConfig
+    method: Method
+    task: Task
+    domains: List[Domain]
+    roles: List[str]
+    harmonisation: Dict[str, Any]
+    device: torch.device
+    steps_per_epoch: int
+    total_steps: int
+    environment: Dict[str, str]
+    notes: List[Dict[str, str]] = field(default_factory=list)
+    labelled_target_idx: Optional[np.ndarray] = None
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    run_id: Optional[str] = None
+
+    @property
+    def sources(self) -> List[Domain]:
+        """The harmonised source domains, in the config's order."""
+        return [d for d, r in zip(self.domains, self.roles) if r == "source"]
+
+    @property
+    def source(self) -> Domain:
+        """The first source domain."""
+        return self.sources[0]
+
+    @property
+    def target(self) -> Domain:
+        """The harmonised target domain."""
+        return self.domains[self.roles.index("target")]
+
+
+def _note(notes: List[Dict[str, str]], level: str, message: str) -> None:
+    notes.append({"level": level, "message": message[0].upper() + message[1:]})
+
+
+def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
+    """Validate ``config``, load and harmonise its domains and build a fresh seeded method.
+
+    Parameters
+    ----------
+    config : RunConfig
+    data_dir : path-like, optional
+        Benchmark data folder.
+    kb : lepton.kb.KnowledgeBase, optional
+        Needed when ``config.init_from`` names a stored run: its encoder and transfer module
+        (selected checkpoint) initialise the method.
+
+    Returns
+    -------
+    RunState
+
+    Raises
+    ------
+    lepton.registry.UnknownNameError
+        Unknown domain, method, encoder or task (listing valid names).
+    ValueError
+        Invalid config or hyper-parameters (naming the method), a target among the sources, a
+        method that needs target labels the target cannot give, an ``init_from`` without a
+        knowledge base or whose encoder does not fit; :class:`lepton.data.DataError` for
+        unusable data; :class:`lepton.kb.KBError` for an unknown ``init_from`` run.
+    """
+    config.validate()
+    notes: List[Dict[str, str]] = []
+    cls = METHODS.get(config.method)
+    task = TASKS.get(config.task)()
+    hparams = cls.validate_hparams(config.hparams)
+    if config.target in config.sources:
+        if len(config.sources) > 1:
+            raise ValueError(f"the target {config.target!r} is also a source domain; remove it from the sources")
+        _note(notes, "warning", f"source and target are the same domain ({config.target}): nothing is transferred, "
+              "so this only measures in-domain accuracy. Pick a different target to see a domain shift.")
+    device = resolve_device(config.device)
+    init_state, init_from = _init_state(config, kb)
+    names = [*config.sources, config.target, *config.eval_domains]
+    roles = ["source"] * len(config.sources) + ["target"] + ["eval"] * len(config.eval_domains)
+    domains, record = harmonise([load_domain(n, data_dir) for n in names], roles)
+    for msg in record.get("notes", []):
+        _note(notes, "warning", msg)
+    srcs = [d for d, r in zip(domains, roles) if r == "source"]
+    tgt = domains[roles.index("target")]
+    labelled = _labelled_target(cls, hparams, tgt, config, notes)
+    n_main = len(labelled) if TARGET_ALL in cls.needs else (
+        max(len(d.y_train) for d in srcs) if SOURCE in cls.needs else len(tgt.y_train))
+    steps_per_epoch = max(1, math.ceil(n_main / config.batch_size))
+    for level, msg in cls.plan_notes(hparams, config.batch_size, [len(d.y_train) for d in srcs] + [len(tgt.y_train)]):
+        _note(notes, level, msg)
+    total = steps_per_epoch * config.epochs
+    config = RunConfig.from_dict({**config.to_dict(), "hparams": hparams, "init_from": init_from})
+    method = build_method(config.method, srcs[0].input_shape, srcs[0].n_classes, hparams, device=device,
+                          total_steps=total, encoder=config.encoder, modality=srcs[0].modality, seed=config.seed,
+                          amp=device.type == "cuda", make_head=task.make_head)
+    if init_state is not None:
+        method.load_encoder(init_state)
+    return RunState(config, method, task, domains, roles, record, device, steps_per_epoch, total,
+                    environment(device), notes, labelled)
+
+
+def _init_state(config: RunConfig, kb):
+    if not config.init_from:
+        return None, None
+    if kb is None:
+        raise ValueError("init_from names a stored run, but no knowledge base was given to read it from")
+    rid = kb.resolve(config.init_from)
+    return kb.load_state(rid, config.init_checkpoint), rid
+
+
+def _labelled_target(cls, hparams, tgt: Domain, config: RunConfig, notes) -> Optional[np.ndarray]:
+    kind = cls.target_labels()
+    if kind == "none":
+        return None
+    if len(tgt.y_train) == 0:
+        raise DataError(f"{config.method} trains on labelled target examples, but the target {config.target!r} has "
+                        "no labelled training examples; pick a method that needs no target labels (e.g. dann)")
+    if cls.oracle:
+        _note(notes, "info", f"{config.method} trains on the target's labels: it is an oracle (an upper bound for "
+              "comparison), not domain adaptation.")
+    if kind == "all":
+        return np.arange(len(tgt.y_train))
+    k = int(hparams["k"])
+    idx = k_shot_indices(tgt.y_train, k, config.seed, tgt.class_names)
+    _note(notes, "info", f"{config.method} uses {k} labelled target examples per class; the other target labels "
+          "stay hidden.")
+    return idx
+
+
+def check(config: RunConfig, data_dir=None, kb=None) -> List[Dict[str, str]]:
+    """Problems with a run before anything trains: :func:`plan`'s notes, or its error.
+
+    Returns
+    -------
+    list of dict
+        ``{"level": "error" | "warning" | "info", "message": str}``; an ``error`` means the run
+        cannot start (the message is :func:`lepton.training.jobs.explain_error`'s).
+    """
+    from ..registry import UnknownNameError
+    from .jobs import explain_error
+    try:
+        return plan(config, data_dir, kb).notes
+    except (ValueError, UnknownNameError) as e:
+        return [{"level": "error", "message": explain_error(e)}]
