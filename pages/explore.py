@@ -48,10 +48,12 @@ with tab_map:
     aligned = len(epochs) > 1 and st.toggle("Aligned frames: fit all epochs together so the layout stays steady "
                                             "while you step (slower the first time)", key="aligned", value=False)
     try:
-        df, fig = explore.map_view(run_id, epoch, method, aligned, color_by)
+        df, fig, pending = explore.map_view(run_id, epoch, method, aligned, color_by)
     except Exception as e:  # noqa: BLE001 - show, never a traceback
         st.error(f"Cannot draw the map: {e}", icon=":material/error:")
         st.stop()
+    if pending:
+        explore.wait_for_map(run_id, epoch, method, aligned)
     event = st.plotly_chart(fig, key="map", on_select="rerun", selection_mode=("box", "lasso"))
     st.caption(f"{len(df):,} test points. Drag a box or lasso around dots to see those images.")
     rows = charts.selected_rows(event)

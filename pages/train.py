@@ -13,6 +13,9 @@ widgets.intro("Train a model across a domain shift",
               "whose labels it never sees. Adaptation methods use the unlabelled target images to close the gap. "
               "Pick two domains, a method, and press <b>Start</b>.")
 
+if not lesson:
+    widgets.lessons()
+
 left, right = st.columns(2, gap="large")
 with left:
     source = widgets.domain_select("Source domain (labelled)", "source", state.DEFAULT_SOURCE,
@@ -31,7 +34,7 @@ names = METHODS.names()
 c1, c2, c3 = st.columns([2, 1, 1])
 method = c1.selectbox("Method", names, index=names.index(state.DEFAULT_METHOD), key="method", bind="query-params",
                       help="source-only is the baseline; dann, deep-coral and dan align the domains' features.")
-epochs = c2.number_input("Epochs", EPOCHS[0], EPOCHS[1], 5, key="epochs", bind="query-params",
+epochs = c2.number_input("Epochs", EPOCHS[0], EPOCHS[1], state.DEFAULT_EPOCHS, key="epochs", bind="query-params",
                          help="Passes over the source training set.")
 seed = c3.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params",
                        help="Same seed, same result: share the link to reproduce this experiment.")

@@ -66,8 +66,8 @@ def test_environment_variables_for_folders_are_read_in_one_module():
 def test_two_jobs_at_once_give_their_solo_results():
     cfgs = [RunConfig(*PAIR, "dann", epochs=2, seed=s, eval_cap=300) for s in (1, 2)]
     solo = [fit(c) for c in cfgs]
-    jm = JobManager(kb=False)
-    ids = [jm.start(c) for c in cfgs]  # both train in the same process at the same time
+    jm = JobManager(kb=False, workers="thread")
+    ids = [jm.start(c) for c in cfgs]  # both train in this process (its threads) at the same time
     together = [jm.wait(i, 300) for i in ids]
     for s, t in zip(solo, together):
         assert t["status"] == "completed", t["error"]

@@ -20,3 +20,15 @@ def test_target_only_oracle_is_an_upper_bound_on_digits_inverted():
     so = fit(RunConfig("digits", "digits-inverted", "source-only", epochs=5)).checkpoints["selected"]["target_acc"]
     oracle = fit(RunConfig("digits", "digits-inverted", "target-only", epochs=5)).checkpoints["selected"]["target_acc"]
     assert oracle > 0.8 and oracle > so + 0.3, (so, oracle)
+
+
+def test_the_default_lesson_shows_transfer_working():
+    """The app's default (lepton.lessons "mild"): DANN beats source-only by >= 15 points within seconds
+    (measured 33.1 -> 70.7 %, seed 0, 10 epochs, about 3 s of training each on this 2-core machine)."""
+    from lepton.lessons import LESSONS
+    mild = LESSONS[0]
+    so = fit(RunConfig(mild.source, mild.target, "source-only", epochs=mild.epochs, seed=0))
+    da = fit(RunConfig(mild.source, mild.target, mild.method, epochs=mild.epochs, seed=0))
+    gain = da.checkpoints["selected"]["target_acc"] - so.checkpoints["selected"]["target_acc"]
+    assert gain >= 0.15, gain
+    assert da.wall_time_s < 60

@@ -99,9 +99,15 @@ def feature_map(df: pd.DataFrame, color_by: str, title: str = "", height: int = 
     df["result"] = df["correct"].map({True: "correct", False: "wrong"})
     color = {"domain": "domain", "class": "label", "correct": "result"}[color_by]
     cmap = CORRECT_COLORS if color_by == "correct" else None
-    if color_by == "domain":
+    if color_by == "domain":  # by role: the target keeps its colour whatever the number of sources
         doms = list(dict.fromkeys(df["domain"]))
-        cmap = {d: c for d, c in zip(doms, [SOURCE, TARGET, EXTRA, "#9333ea", "#0891b2"])}
+        roles = dict(zip(df["domain"], df["role"])) if "role" in df else {}
+        if roles:
+            src = iter([SOURCE, "#9333ea", "#0891b2", "#65a30d", "#be185d"])
+            cmap = {d: TARGET if roles[d] == "target" else EXTRA if roles[d] == "eval" else next(src, EXTRA)
+                    for d in doms}
+        else:
+            cmap = {d: c for d, c in zip(doms, [SOURCE, TARGET, EXTRA, "#9333ea", "#0891b2"])}
     fig = px.scatter(df, x="x", y="y", color=color, custom_data=["row"], color_discrete_map=cmap,
                      category_orders={"label": sorted(df["label"].unique(), key=_natural)},
                      render_mode="webgl" if len(df) > WEBGL_ABOVE else "svg",

@@ -118,35 +118,71 @@ def feature_shift(run_id: str) -> Optional[Dict]:
     return out
 
 
-@st.cache_data(show_spinner="Computing the map … (the first UMAP in a server takes longest)", max_entries=32)
-def _aligned(run_id: str, method: str) -> pd.DataFrame:
+@st.cache_data(show_spinner="Computing the map …", max_entries=32)
+def _aligned_pca(run_id: str) -> pd.DataFrame:
     from lepton.evaluation import projection
-    return _clean(projection.aligned_maps(state.kb(), run_id, method=method))
+    return _clean(projection.aligned_maps(state.kb(), run_id, method="pca"))
 
 
 @st.cache_data(show_spinner="Computing the map …", max_entries=64)
-def _single(run_id: str, epoch: int, method: str) -> pd.DataFrame:
+def _single_pca(run_id: str, epoch: int) -> pd.DataFrame:
     from lepton.evaluation import projection
-    return _clean(projection.compute_map(state.kb(), run_id, epoch=epoch, method=method))
+    return _clean(projection.compute_map(state.kb(), run_id, epoch=epoch, method="pca"))
 
 
-def map_frame(run_id: str, epoch: int, method: str, aligned: bool) -> Tuple[pd.DataFrame, Optional[tuple]]:
-    """The map at one epoch; with ``aligned`` one frame of the aligned maps and fixed axis ranges."""
+def _frames(run_id: str, epoch: int, method: str, aligned: bool) -> Tuple[Optional[pd.DataFrame], bool]:
+    """``(frames, pending)``: PCA here (milliseconds); UMAP and t-SNE from the server's map process."""
+    if method == "pca":
+        return (_aligned_pca(run_id) if aligned else _single_pca(run_id, epoch)), False
+    kw = {"run_id": run_id, "method": method} if aligned else {"run_id": run_id, "epoch": epoch, "method": method}
+    status, value = state.map_worker().submit("aligned" if aligned else "map", **kw)
+    if status == "error":
+        raise RuntimeError(value)
+    return (_clean(value) if status == "done" else None), status == "pending"
+
+
+def map_frame(run_id: str, epoch: int, method: str, aligned: bool) -> Tuple[pd.DataFrame, Optional[tuple], str]:
+    """``(points, axis ranges or None, the projection drawn)`` of the map at one epoch. While the map
+    process fits a UMAP / t-SNE map, the PCA map is drawn at once (``"pca"`` is returned then)."""
+    df, pending = _frames(run_id, int(epoch), method, aligned)
+    shown = method
+    if pending:
+        df, _ = _frames(run_id, int(epoch), "pca", aligned)
+        shown = "pca"
     if not aligned:
-        return _single(run_id, int(epoch), method), None
-    df = _aligned(run_id, method)
+        return df, None, shown
     pad = lambda s: (float(s.min()) - 0.05 * float(np.ptp(s)), float(s.max()) + 0.05 * float(np.ptp(s)))  # noqa: E731
-    return df[df["epoch"] == int(epoch)].reset_index(drop=True), (pad(df["x"]), pad(df["y"]))
+    return df[df["epoch"] == int(epoch)].reset_index(drop=True), (pad(df["x"]), pad(df["y"])), shown
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
+def _figure(run_id: str, epoch: int, shown: str, aligned: bool, color_by: str, _df: pd.DataFrame, _ranges):
+    fig = charts.feature_map(_df, color_by, title=f"{shown.upper()} of the features at epoch {epoch}")
+    if _ranges:
+        fig.update_xaxes(range=_ranges[0]).update_yaxes(range=_ranges[1])
+    return fig
+
+
 def map_view(run_id: str, epoch: int, method: str, aligned: bool, color_by: str):
-    """``(points, figure)`` of the map (shared, read-only: the page only filters the points)."""
-    df, ranges = map_frame(run_id, epoch, method, aligned)
-    fig = charts.feature_map(df, color_by, title=f"{method.upper()} of the features at epoch {epoch}")
-    if ranges:
-        fig.update_xaxes(range=ranges[0]).update_yaxes(range=ranges[1])
-    return df, fig
+    """``(points, figure, pending)``: ``pending`` while the asked-for projection is still being fitted
+    (a PCA map is shown meanwhile; :func:`wait_for_map` reruns the page when it is ready)."""
+    df, ranges, shown = map_frame(run_id, epoch, method, aligned)
+    return df, _figure(run_id, int(epoch), shown, aligned, color_by, df, ranges), shown != method
+
+
+def wait_for_map(run_id: str, epoch: int, method: str, aligned: bool) -> None:
+    """A small fragment that polls the map process once a second and reruns the page when the map is in."""
+    @st.fragment(run_every=1.0)
+    def poll() -> None:
+        try:
+            _, pending = _frames(run_id, int(epoch), method, aligned)
+        except RuntimeError:
+            pending = False
+        if not pending:
+            st.rerun()
+        st.caption(f":material/hourglass_top: {method.upper()} is being fitted in the map process; the PCA map is "
+                   "shown meanwhile.")
+    poll()
 
 
 def _clean(df: pd.DataFrame) -> pd.DataFrame:

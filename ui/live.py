@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -59,12 +60,42 @@ def _draw(s: dict) -> None:
         state.jobs().stop(s["id"])
         st.toast("Stopping after the current step …")
     acc, loss = _curves(s["id"], len(s["history"]), s["history"], s["epochs"])
+    epochs = _snapshot_epochs(s["run_id"])
     left, right = st.columns(2)
     left.plotly_chart(acc, key="live_acc")
-    right.plotly_chart(loss, key="live_loss")
+    if epochs:
+        right.plotly_chart(_live_map(s["run_id"], tuple(epochs)), key="live_map")
+        st.plotly_chart(loss, key="live_loss")
+    else:
+        right.plotly_chart(loss, key="live_loss")
     if not s["history"] and s["status"] in ("starting", "running"):
         st.caption("The first point appears after the first epoch; the losses of the current step: "
                    + (", ".join(f"{k} {v:.3f}" for k, v in s["last_losses"].items()) or "…"))
+
+
+def _snapshot_epochs(run_id) -> list:
+    """Epochs with a stored feature snapshot so far (the recorder writes them while the run trains)."""
+    kb = state.kb()
+    if not run_id or kb is None:
+        return []
+    try:
+        return kb.feature_epochs(run_id)
+    except Exception:  # noqa: BLE001 - not stored (yet): no live map
+        return []
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _live_map(run_id: str, epochs: tuple):
+    """The feature map of the latest snapshot: PCA frames of all snapshots so far, each rotated onto
+    the one before (Procrustes), on fixed axes, so points move between epochs rather than jump."""
+    from lepton.evaluation import projection
+    df = projection.aligned_maps(state.kb(), run_id, epochs=list(epochs), method="pca")
+    last = df[df["epoch"] == epochs[-1]].reset_index(drop=True)
+    for c in ("domain", "label", "pred"):
+        last[c] = last[c].astype(str)
+    fig = charts.feature_map(last, "domain", title=f"Feature map (PCA) at epoch {epochs[-1]}", height=320)
+    pad = lambda v: (float(v.min()) - 0.05 * float(np.ptp(v)), float(v.max()) + 0.05 * float(np.ptp(v)))  # noqa: E731
+    return fig.update_xaxes(range=pad(df["x"])).update_yaxes(range=pad(df["y"]))
 
 
 @st.cache_resource(max_entries=16, show_spinner=False, hash_funcs={list: lambda _: 0})

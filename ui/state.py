@@ -17,7 +17,8 @@ PIPELINE_KEY = "lepton_pipeline_job_id"  # the pipeline job this session started
 EXPLORE_RUN_KEY = "explore_run"  # run id the Explore page opens with
 LESSON_KEY = "lepton_lesson"     # lesson mode seen in the URL once, kept for the session
 
-DEFAULT_SOURCE, DEFAULT_TARGET, DEFAULT_METHOD = "digits", "digits-rotated", "dann"
+DEFAULT_SOURCE, DEFAULT_TARGET, DEFAULT_METHOD = "digits", "digits-small", "dann"  # lepton.lessons "mild"
+DEFAULT_EPOCHS = 10
 
 
 KB_ERROR: Dict[str, str] = {}  # why the knowledge base could not be opened (shown in the sidebar)
@@ -42,11 +43,22 @@ def jobs():
 
 
 @st.cache_resource(show_spinner=False)
-def startup() -> Dict[str, object]:
-    """Run once per server process: register uploaded domains and warm up heavy code in the background.
+def map_worker():
+    """The server's one map process (:class:`lepton.evaluation.mapworker.MapWorker`): UMAP and t-SNE
+    maps are fitted there, never in this process."""
+    from lepton.data.user_domains import lepton_home
+    from lepton.evaluation.mapworker import MapWorker
+    base = kb()
+    return MapWorker(getattr(base, "home", None) or lepton_home())
 
-    The warm-up thread (UMAP's numba compilation, at the lowest CPU priority) never calls
-    Streamlit; the returned dict's ``ready`` event tells when it is done.
+
+@st.cache_resource(show_spinner=False)
+def startup() -> Dict[str, object]:
+    """Run once per server process: register uploaded domains and warm up the worker processes.
+
+    In the background: the training workers' forkserver imports torch and the core once, and the
+    map process compiles UMAP with a tiny fit, so the first run and the first map are quick. No
+    heavy work runs in this process. ``LEPTON_NO_WARMUP=1`` skips it (tests).
     """
     from lepton.data import user_domains
     base = kb()
@@ -58,13 +70,9 @@ def startup() -> Dict[str, object]:
         try:
             if os.environ.get("LEPTON_NO_WARMUP"):
                 return
-            try:  # lowest CPU priority for this thread (Linux): numba's compile must not slow training
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-            except (AttributeError, OSError):
-                pass
-            from lepton.evaluation import projection
-            projection.warm_up()
-        except Exception:  # warm-up is best effort; the first map is just slower
+            jobs().warm()
+            map_worker().start()
+        except Exception:  # noqa: BLE001 - warm-up is best effort; the first run or map is just slower
             pass
         finally:
             ready.set()

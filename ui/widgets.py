@@ -67,3 +67,20 @@ def intro(title: str, text: str, lesson: bool = False) -> None:
     """Page title with a short student-facing explanation."""
     st.title(title)
     st.markdown(f"<p class='lepton-intro'>{text}</p>", unsafe_allow_html=True)
+
+
+def _fill(lesson) -> None:
+    for k, v in (("source", lesson.source), ("target", lesson.target), ("method", lesson.method),
+                 ("epochs", lesson.epochs), ("extra_sources", [])):
+        st.session_state[k] = v
+
+
+def lessons() -> None:
+    """The ready lessons (:mod:`lepton.lessons`): a button each that fills the Train page, and what to watch."""
+    from lepton.lessons import LESSONS
+    with st.expander("Ready lessons: pick one, press Start, watch", icon=":material/school:"):
+        for lesson in LESSONS:
+            c1, c2 = st.columns([1, 3])
+            c1.button(lesson.title, key=f"lesson_{lesson.key}", on_click=_fill, args=(lesson,),
+                      width="stretch")
+            c2.caption(f"`{lesson.source} → {lesson.target}`, {lesson.method}, {lesson.epochs} epochs. {lesson.watch}")

@@ -63,6 +63,18 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_lessons(args) -> int:
+    from ..lessons import LESSONS, lessons
+    if args.json:
+        print(json.dumps(lessons()))
+        return 0
+    for x in LESSONS:
+        print(f"{x.key}: {x.title}\n    python -m lepton train --source {x.source} --target {x.target} --method "
+              f"{x.method} --epochs {x.epochs}\n    app: /?" + "&".join(f"{k}={v}" for k, v in x.query().items())
+              + f"\n    {x.watch}\n")
+    return 0
+
+
 def _parse_hparams(text: Optional[str]) -> dict:
     if not text:
         return {}
@@ -136,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("methods", help="list methods and their hyper-parameters")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_methods)
+    le = sub.add_parser("lessons", help="ready lessons for a class: what to run and what to watch")
+    le.add_argument("--json", action="store_true")
+    le.set_defaults(func=cmd_lessons)
     t = sub.add_parser("train", help="train a method from a source to a target domain")
     t.add_argument("--source", required=True, nargs="+", metavar="DOMAIN",
                    help="source domain(s); several are trained on together, each stored with the role source")

@@ -1,7 +1,10 @@
-"""Background training jobs: a process-wide, thread-safe registry of runs in worker threads.
+"""Background training jobs: a process-wide, thread-safe registry of runs in worker processes.
 
 The app (or a notebook) starts a run with :meth:`JobManager.start` and polls
-:meth:`Job.snapshot`; the worker thread never touches the UI. Each job records its run in the
+:meth:`Job.snapshot`. Each run trains in a child process (:mod:`lepton.training.workers`); a light
+thread of the caller's process only copies the child's progress messages into the job, so a busy
+server (Streamlit runs a full garbage collection after every script run) cannot starve training,
+and a crash of the child marks the job failed instead of taking the server down. Each job records its run in the
 knowledge base through :func:`lepton.training.train` (the one way to run), so the run
 shows up on the Explore and Runs pages, and a reloaded page or a second browser tab finds the
 running job again through :meth:`JobManager.list`.
@@ -126,11 +129,33 @@ class Job:
         self.started: Optional[float] = None
         self.first_step_at: Optional[float] = None
         self.finished: Optional[float] = None
+        self.pid: Optional[int] = None  # the worker process, when the job runs in one
 
     def _set(self, **kw) -> None:
         with self.lock:
             for k, v in kw.items():
                 setattr(self, k, v)
+
+    def on_message(self, msg: tuple) -> None:
+        """Apply one progress message of the run (``start``, ``step``, ``epoch``; see :mod:`.workers`)."""
+        kind = msg[0]
+        with self.lock:
+            if kind == "start":
+                info = msg[1]
+                self.status = "stopping" if self.stop_event.is_set() else "running"
+                self.phase, self.total, self.started = "training", info["total"], time.time()
+                self.run_id, self.config = info["run_id"], RunConfig.from_dict(info["config"])
+                self._steps_per_epoch = max(1, int(info["steps_per_epoch"]))
+            elif kind == "step":
+                _, self.step, self.epoch, losses = msg
+                self.last_losses = dict(losses)
+                if self.first_step_at is None:
+                    self.first_step_at = time.time()
+                if self.step % getattr(self, "_steps_per_epoch", 1) == 0:
+                    self.phase = "evaluating"
+            elif kind == "epoch":
+                self.history.append(dict(msg[2]))
+                self.phase = "training" if msg[1] < self.config.epochs else "saving"
 
     @property
     def active(self) -> bool:
@@ -164,29 +189,20 @@ class Job:
 
 
 class _JobProgress(Callback):
-    """Copies the loop's progress into the job (under its lock)."""
+    """Copies the loop's progress into the job (in-thread jobs; worker processes send the same as messages)."""
 
     def __init__(self, job: Job):
         self.job = job
 
     def on_run_start(self, run) -> None:
-        rid = run.run_id
-        self.job._set(status="stopping" if self.job.stop_event.is_set() else "running", phase="training",
-                      total=run.total_steps, started=time.time(), run_id=rid, config=run.config)
+        self.job.on_message(("start", {"run_id": run.run_id, "total": run.total_steps,
+                                       "steps_per_epoch": run.steps_per_epoch, "config": run.config.to_dict()}))
 
     def on_step_end(self, run, step, epoch, losses) -> None:
-        j = self.job
-        with j.lock:
-            j.step, j.epoch, j.last_losses = step, epoch, dict(losses)
-            if j.first_step_at is None:
-                j.first_step_at = time.time()
-            if step % run.steps_per_epoch == 0:
-                j.phase = "evaluating"
+        self.job.on_message(("step", step, epoch, losses))
 
     def on_epoch_end(self, run, epoch, metrics) -> None:
-        with self.job.lock:
-            self.job.history.append(dict(metrics))
-            self.job.phase = "training" if epoch < run.config.epochs else "saving"
+        self.job.on_message(("epoch", epoch, metrics))
 
 
 class JobManager:
@@ -205,13 +221,19 @@ class JobManager:
         The run function (default :func:`lepton.training.train`, same signature); tests pass a fake.
     pipeline_fn : callable, optional
         The pipeline function (default :func:`lepton.pipeline.run_pipeline`); tests pass a fake.
+    workers : str
+        ``process`` (each job in a child process), ``thread`` (in a thread of this process) or
+        ``auto``: processes, unless a fake ``fit_fn``/``pipeline_fn`` is given.
     """
 
     def __init__(self, kb: Any = None, data_dir=None, max_active: int = 4, fit_fn: Optional[Callable] = None,
-                 pipeline_fn: Optional[Callable] = None):
+                 pipeline_fn: Optional[Callable] = None, workers: str = "auto"):
+        if workers not in ("auto", "process", "thread"):
+            raise ValueError(f"workers must be auto, process or thread, got {workers!r}")
         self._lock = threading.Lock()
         self._jobs: Dict[str, Job] = {}
         self.data_dir, self.max_active, self._fit, self._pipeline = data_dir, int(max_active), fit_fn, pipeline_fn
+        self.workers = ("thread" if fit_fn or pipeline_fn else "process") if workers == "auto" else workers
         self._kb = kb
         self._kb_ready = kb is not None
 
@@ -240,6 +262,8 @@ class JobManager:
             An invalid config (checked before the thread starts), or too many active runs.
         """
         config.validate()
+        if self.workers == "process":
+            return self._launch(Job(config, label), lambda j: self._in_child(j, "run", j.config.to_dict()))
         return self._launch(Job(config, label), self._work)
 
     def start_pipeline(self, domains: Sequence[str], target: str, stages: Union[str, Sequence[str]],
@@ -266,6 +290,10 @@ class JobManager:
         """
         specs = _pipeline_specs(domains, target, stages, k, kw.get("eval_ks"), kw.get("init_from"))
         job = PipelineJob(list(domains), target, specs, int(epochs_per_stage), int(seed), int(k), label, kw)
+        if self.workers == "process":
+            payload = {"domains": list(domains), "target": target, "stages": job.stages_text,
+                       "epochs": int(epochs_per_stage), "seed": int(seed), "k": int(k), **kw}
+            return self._launch(job, lambda j: self._in_child(j, "pipeline", payload))
         return self._launch(job, self._work_pipeline)
 
     def _launch(self, job: "Job", work: Callable[["Job"], None]) -> str:
@@ -274,10 +302,21 @@ class JobManager:
             if n >= self.max_active:
                 raise ValueError(f"{n} runs are already training; wait for one to finish or stop one")
             self._jobs[job.id] = job
+        if self.workers == "process":
+            from .workers import context
+            job.stop_event = context().Event()
         t = threading.Thread(target=work, args=(job,), name=f"lepton-job-{job.id}", daemon=True)
         job.thread = t
         t.start()
         return job.id
+
+    def warm(self) -> float:
+        """Start the worker machinery now (the forkserver imports torch and the core once), so the
+        first :meth:`start` shows progress quickly; seconds taken (0 for thread workers)."""
+        if self.workers != "process":
+            return 0.0
+        from .workers import warm
+        return warm()
 
     def get(self, job_id: str) -> Job:
         """The job with this id.
@@ -339,12 +378,74 @@ class JobManager:
             if kb is not None:
                 result.states = {}  # the weights are in the knowledge base; free the memory
             result.plan = None
-            msg = f"Training failed: {result.error}." if result.status == "failed" else ""
-            job._set(status=result.status, result=result, error=msg, phase="done",
-                     run_id=result.run_id or job.run_id, finished=time.time())
+            _finish_run(job, result)
         except BaseException as e:  # the thread must always end in a final state
             log.error("lepton job %s failed:\n%s", job.id, traceback.format_exc())
             job._set(status="failed", error=explain_error(e), phase="done", finished=time.time())
+
+    def _in_child(self, job: "Job", kind: str, payload: Dict[str, Any]) -> None:
+        """Run ``payload`` in a worker process and copy its messages into ``job`` until it ends."""
+        import queue as queue_mod
+
+        from .loop import RunResult
+        from .workers import child_main, context
+        ctx = context()
+        q = ctx.Queue()
+        kb = self.kb
+        if job.config.init_from and kb is None:
+            job._set(status="failed", error=explain_error(ValueError(
+                "init_from names a stored run, but this job manager has no knowledge base")), phase="done",
+                finished=time.time())
+            return
+        home = str(kb.home) if kb is not None else None
+        data_dir = str(self.data_dir) if self.data_dir is not None else None
+        proc = ctx.Process(target=child_main, args=(kind, payload, home, data_dir, q, job.stop_event),
+                           name=f"lepton-{kind}-{job.id}", daemon=True)
+        try:
+            proc.start()
+        except Exception as e:  # noqa: BLE001 - e.g. no memory for a new process
+            job._set(status="failed", error=explain_error(e), phase="done", finished=time.time())
+            return
+        job._set(pid=proc.pid)
+        end = None
+        while end is None:
+            try:
+                msg = q.get(timeout=0.25)
+            except queue_mod.Empty:
+                if not proc.is_alive():
+                    try:
+                        msg = q.get(timeout=1.0)  # a last message may still be in the pipe
+                    except queue_mod.Empty:
+                        end = ("crash", proc.exitcode)
+                        break
+                else:
+                    continue
+            if msg[0] in ("end", "error"):
+                end = msg
+            elif msg[0] == "event":
+                job.on_event(msg[1])
+            else:
+                job.on_message(msg)
+        proc.join(30)
+        if end[0] == "end" and kind == "run":
+            d = end[1]
+            res = RunResult.from_summary(d)
+            _finish_run(job, res)
+        elif end[0] == "end":
+            _finish_pipeline(job, end[1])
+        elif end[0] == "error":
+            log.error("lepton job %s failed in its worker:\n%s", job.id, end[2])
+            job._set(status="failed", error=end[1], phase="done", finished=time.time())
+            if kind == "pipeline":
+                _close_stage_rows(job)
+        else:
+            if kb is not None:
+                kb.reap_stale()  # the child's running row becomes failed, with the reason
+            job._set(status="failed", phase="done", finished=time.time(),
+                     error=f"The training process ended unexpectedly (exit code {end[1]}); nothing else was affected. "
+                           "Try again; if it happens again, lower the batch size or report it with the server log.")
+            if kind == "pipeline":
+                _close_stage_rows(job)
 
     def _work_pipeline(self, job: "PipelineJob") -> None:
         try:
@@ -358,15 +459,30 @@ class JobManager:
             res = run(job.domains, job.target, job.stages_text, job.epochs_per_stage, job.seed, job.k,
                       progress=job.on_event, stop_event=job.stop_event, data_dir=self.data_dir,
                       kb=kb, record=kb is not None, **job.options)
-            msg = f"The pipeline failed: {res.error}." if res.status == "failed" else ""
-            job._set(status=res.status, result=res, error=msg, phase="done", finished=time.time())
+            _finish_pipeline(job, res)
         except BaseException as e:  # the thread must always end in a final state
             log.error("lepton pipeline job %s failed:\n%s", job.id, traceback.format_exc())
             job._set(status="failed", error=explain_error(e), phase="done", finished=time.time())
-        with job.lock:
-            for row in job.stages:
-                if row["status"] in ("pending", "running"):
-                    row["status"] = "not run" if row["status"] == "pending" else job.status
+            _close_stage_rows(job)
+
+
+def _finish_run(job: "Job", result) -> None:
+    msg = f"Training failed: {result.error}." if result.status == "failed" else ""
+    job._set(status=result.status, result=result, error=msg, phase="done", run_id=result.run_id or job.run_id,
+             finished=time.time())
+
+
+def _finish_pipeline(job: "PipelineJob", res) -> None:
+    msg = f"The pipeline failed: {res.error}." if res.status == "failed" else ""
+    job._set(status=res.status, result=res, error=msg, phase="done", finished=time.time())
+    _close_stage_rows(job)
+
+
+def _close_stage_rows(job: "PipelineJob") -> None:
+    with job.lock:
+        for row in job.stages:
+            if row["status"] in ("pending", "running"):
+                row["status"] = "not run" if row["status"] == "pending" else job.status
 
 
 def _pipeline_specs(domains, target, stages, k, eval_ks=None, init_from=None):

@@ -73,6 +73,14 @@ class RunResult:
     run_id: Optional[str] = None
     plan: Optional[RunState] = field(default=None, repr=False)
 
+    @classmethod
+    def from_summary(cls, d: Dict[str, Any]) -> "RunResult":
+        """Inverse of :meth:`summary` (no weights, no plan), e.g. for a result sent by a worker process."""
+        return cls(RunConfig.from_dict(d["config"]), d["status"], d.get("error", ""), d.get("history", []),
+                   d.get("checkpoints", {}), d.get("table", []), d.get("per_class", []), d.get("confusion", []),
+                   d.get("harmonisation", {}), d.get("environment", {}), float(d.get("wall_time_s", 0.0)),
+                   run_id=d.get("run_id"))
+
     def summary(self) -> Dict[str, Any]:
         """JSON-ready dict of everything but the weights."""
         return {"config": self.config.to_dict(), "status": self.status, "error": self.error,

@@ -59,6 +59,15 @@ def fast_maps(monkeypatch):
     import lepton.evaluation as ev
     monkeypatch.setattr(ev, "projection", fake, raising=False)
     monkeypatch.setitem(sys.modules, "lepton.evaluation.projection", fake)
+
+    class InProcessMaps:  # the map process, answered at once by the patched projection
+        def submit(self, kind="map", **kw):
+            from lepton.kb import KnowledgeBase
+            f = fake.compute_map if kind == "map" else fake.aligned_maps
+            return "done", f(KnowledgeBase(), **kw)
+
+    import ui.state
+    monkeypatch.setattr(ui.state, "map_worker", lambda: InProcessMaps())
     return fake
 
 

@@ -135,6 +135,8 @@ def test_train_watch_and_explore(server, browser):
     expect(page.get_by_test_id("stProgress")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("dann: digits → digits-rotated")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("epoch 2/3")).to_be_visible(timeout=LONG)  # live updates arrive
+    live_map = page.get_by_test_id("stPlotlyChart").filter(has_text="Feature map (PCA) at epoch").last
+    expect(live_map).to_be_visible(timeout=LONG)  # the map of the latest snapshot, while it trains
     expect(page.get_by_text("completed after 3 of 3 epochs")).to_be_visible(timeout=LONG)
     wait_idle(page)
     no_exception(page)
@@ -153,6 +155,7 @@ def test_train_watch_and_explore(server, browser):
     expect(the_map).to_be_visible(timeout=LONG)
     expect(the_map.locator("canvas, .scatterlayer .trace").first).to_be_attached(timeout=60_000)
     expect(the_map.get_by_text("digits-rotated")).to_be_visible()  # legend by domain
+    assert "being fitted" not in page.inner_text("body")  # the UMAP map replaced the PCA one
     no_exception(page)
 
     page.locator(".st-key-color_by").get_by_role("radio", name="class", exact=True).click()

@@ -47,7 +47,7 @@ def test_shift_statistics_for_two_domains():
     at = open_page("domains")
     no_exception(at)
     assert at.selectbox(key="shift_a").value == "digits"
-    assert at.selectbox(key="shift_b").value == "digits-rotated"
+    assert at.selectbox(key="shift_b").value == "digits-small"
     at.selectbox(key="shift_b").select("digits-noisy").run()
     no_exception(at)
     import importlib.util

@@ -43,7 +43,7 @@ def test_pipeline_page_defaults(fake_pipeline_jobs):
     at = open_page("pipeline")
     no_exception(at)
     assert at.multiselect(key="pl_domains").value == ["digits", "digits-noisy"]
-    assert at.selectbox(key="pl_target").value == "digits-rotated"
+    assert at.selectbox(key="pl_target").value == "digits-small"
     assert at.multiselect(key="pl_stages").value == ["ssl", "multitask", "dann", "evaluate"]
     assert not at.button(key="pl_start").disabled and not at.error
 

@@ -10,9 +10,9 @@ def test_train_page_renders_with_defaults(fake_jobs):
     at = open_page("train")
     no_exception(at)
     assert at.selectbox(key="source").value == "digits"
-    assert at.selectbox(key="target").value == "digits-rotated"
+    assert at.selectbox(key="target").value == "digits-small"  # the "mild" lesson: adaptation wins
     assert at.selectbox(key="method").value == "dann"
-    assert at.number_input(key="epochs").value == 5
+    assert at.number_input(key="epochs").value == 10
     assert not at.button(key="start").disabled
     assert len(at.image) == 2  # source and target thumbnails
 
@@ -139,7 +139,20 @@ def test_several_source_domains_from_the_page(fake_jobs):
 
 def test_a_target_among_the_sources_is_explained_before_start(fake_jobs):
     at = open_page("train")
-    at.multiselect(key="extra_sources").set_value(["digits-rotated"]).run()  # the default target
+    at.multiselect(key="extra_sources").set_value(["digits-small"]).run()  # the default target
     no_exception(at)
     assert "also a source" in texts(at)
     assert at.button(key="start").disabled
+
+
+def test_a_ready_lesson_fills_the_page(fake_jobs):
+    from lepton.lessons import LESSONS
+    at = open_page("train")
+    hard = next(x for x in LESSONS if x.key == "hard")
+    at.button(key="lesson_hard").click().run()
+    no_exception(at)
+    assert at.selectbox(key="target").value == hard.target and at.selectbox(key="method").value == hard.method
+    assert at.number_input(key="epochs").value == hard.epochs
+    at.button(key="start").click().run()
+    (job,) = fake_jobs["jm"].list()
+    assert job.config.target == hard.target
