@@ -4,7 +4,6 @@ import signal
 import time
 
 import numpy as np
-import pytest
 
 from lepton.config import RunConfig
 from lepton.kb import KnowledgeBase
