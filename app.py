@@ -38,10 +38,6 @@ with st.sidebar:
                    + ". Set LEPTON_HOME to a writable folder.", icon=":material/warning:")
     else:
         st.caption(f"Runs are stored in the knowledge base at `{state.home()}`.")
-    maps = state.map_worker()
-    ready = getattr(maps, "ready", None)
-    if ready is not None:
-        st.caption("UMAP maps: ready" if ready.is_set() else "UMAP maps: warming up the map process "
-                   "(PCA maps meanwhile) …")
+    state.map_status()
 
 nav.run()

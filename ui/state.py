@@ -52,6 +52,21 @@ def map_worker():
     return MapWorker(getattr(base, "home", None) or lepton_home())
 
 
+def map_status() -> None:
+    """A sidebar line saying whether UMAP maps are ready; re-checked every 2 s while the map process warms up."""
+    ready = getattr(map_worker(), "ready", None)
+    if ready is None:
+        return
+
+    @st.fragment(run_every=None if ready.is_set() else 2.0)
+    def line() -> None:
+        if ready.is_set():
+            st.caption("UMAP maps: ready")
+        else:
+            st.caption("UMAP maps: warming up the map process (PCA maps meanwhile) …")
+    line()
+
+
 @st.cache_resource(show_spinner=False)
 def startup() -> Dict[str, object]:
     """Run once per server process: register uploaded domains and warm up the worker processes.

@@ -102,8 +102,11 @@ def cmd_shift(args) -> int:
 
 def cmd_map(args) -> int:
     """``map RUN``: 2-D map coordinates as CSV (``--out`` file or standard output)."""
-    from ..evaluation.projection import compute_map
+    import os
     kb = _kb(args)
+    # numba caches what it can on disk: later map commands skip most of umap-learn's import-time compile
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(kb.home / "numba-cache"))
+    from ..evaluation.projection import compute_map
     params = json.loads(args.params) if args.params else None
     df = compute_map(kb, args.run, epoch=args.epoch, method=args.method, params=params,
                      domains=args.domains or None)
