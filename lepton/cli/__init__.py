@@ -185,6 +185,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"lepton: warning: {msg}\n"
     try:
+        if args.command in ("train", "pipeline"):
+            from ..training.runtime import use_training_threads
+            use_training_threads()
         return args.func(args)
     except (CLIError, UnknownNameError, DataError, KBError, ValueError, FileNotFoundError, PermissionError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -43,6 +43,37 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def training_threads() -> int:
+    """Torch CPU threads for a training process: ``$LEPTON_THREADS`` if set, else half the cores
+    (at least 1). Measured on this project's 2-core machine (digits, DANN, 3 epochs): 1 thread 1.3 s
+    idle and 3.6 s beside a CPU-bound process; torch's default of 2 threads 5.5 s beside it and up to
+    50 s when other work shared the cores: its threads wait for each other whenever one is descheduled.
+
+    Raises
+    ------
+    ValueError
+        ``$LEPTON_THREADS`` is not a whole number >= 1.
+    """
+    env = os.environ.get("LEPTON_THREADS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"LEPTON_THREADS must be a whole number >= 1, got {env!r}")
+        return n
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def use_training_threads() -> int:
+    """Set this process's torch threads to :func:`training_threads` (entry points only: the CLI and
+    the worker processes; library code never changes process-wide settings). Returns the number."""
+    n = training_threads()
+    torch.set_num_threads(n)
+    return n
+
+
 def environment(device: torch.device) -> Dict[str, str]:
     """Versions and device of this process, stored with each run."""
     import sklearn

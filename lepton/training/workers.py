@@ -26,7 +26,7 @@ def context():
     if _CTX is None:
         if "forkserver" in mp.get_all_start_methods():
             _CTX = mp.get_context("forkserver")
-            _CTX.set_forkserver_preload(["lepton.training.workers", "lepton.training.run", "lepton.pipeline"])
+            _CTX.set_forkserver_preload(["lepton.training.workers", "lepton.training._preload"])
         else:
             _CTX = mp.get_context("spawn")
     return _CTX
@@ -86,6 +86,8 @@ def child_main(kind: str, payload: Dict[str, Any], home: Optional[str], data_dir
     """
     from .jobs import explain_error
     try:
+        from .runtime import use_training_threads
+        use_training_threads()
         from ..data import user_domains
         from ..kb import KnowledgeBase
         kb = KnowledgeBase(home) if home else None
