@@ -21,6 +21,13 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """OpenMP's thread count is per calling thread: set it again for each test (worker threads set theirs)."""
+    import torch
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Every test gets its own knowledge base so nothing touches the user's."""
     home = tmp_path_factory.mktemp("lepton_home")

@@ -31,4 +31,3 @@ def test_the_default_lesson_shows_transfer_working():
     da = fit(RunConfig(mild.source, mild.target, mild.method, epochs=mild.epochs, seed=0))
     gain = da.checkpoints["selected"]["target_acc"] - so.checkpoints["selected"]["target_acc"]
     assert gain >= 0.15, gain
-    assert da.wall_time_s < 60

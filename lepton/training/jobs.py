@@ -365,6 +365,8 @@ class JobManager:
     # ----- the worker: never calls the UI -------------------------------------------------------
     def _work(self, job: Job) -> None:
         try:
+            from .runtime import use_training_threads
+            use_training_threads()  # OpenMP's thread count is per thread: this worker thread's own
             from ..data import user_domains
             kb = self.kb
             user_domains.load_user_domains(getattr(kb, "home", None))  # uploads of this home, if not yet known
@@ -449,6 +451,8 @@ class JobManager:
 
     def _work_pipeline(self, job: "PipelineJob") -> None:
         try:
+            from .runtime import use_training_threads
+            use_training_threads()
             from ..data import user_domains
             kb = self.kb
             user_domains.load_user_domains(getattr(kb, "home", None))
