@@ -223,7 +223,7 @@ def run_pipeline(domains: Sequence[str], target: str, stages: Union[str, Sequenc
     ev_spec = next((s for s in specs if s.kind == "evaluate"), None)
     ks = list((ev_spec.hparams.get("ks") if ev_spec else None) or eval_ks or [k])
     domains = list(domains)
-    check_inputs(domains, target, specs, k, ks, init_from)
+    check_inputs(domains, target, specs, k, ks, init_from, draws)
     roles = ["source"] * len(domains) + ["target"]
     doms, _ = harmonise([load_domain(n, data_dir) for n in [*domains, target]], roles)
     check_data(doms[:-1], doms[-1], specs, k, ks, seed)

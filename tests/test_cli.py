@@ -159,3 +159,29 @@ def test_import_lepton_does_not_import_streamlit():
     code = f"import sys, importlib; [importlib.import_module(m) for m in {mods!r}]; print('streamlit' in sys.modules)"
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.stdout.strip() == "False", p.stderr
+
+
+def test_map_out_to_a_missing_folder_or_a_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    from lepton.config import RunConfig
+    from lepton.kb import KnowledgeBase
+    from lepton.training import train
+    monkeypatch.setenv("LEPTON_HOME", str(tmp_path / "kb"))
+    rid = train(RunConfig("digits", "digits-rotated", "source-only", epochs=1, eval_cap=100),
+                kb=KnowledgeBase(tmp_path / "kb"), feature_cap=20).run_id
+    for out, words in ((tmp_path / "nope" / "c.csv", "does not exist"), (tmp_path, "is a folder")):
+        assert main(["map", rid, "--method", "pca", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0]
+
+
+def test_true_is_not_a_number_for_a_hyper_parameter(capsys):
+    assert main(["train", "--source", "digits", "--target", "digits-rotated", "--hparams", '{"lr": true}',
+                 "--no-store", "--quiet"]) == 2
+    assert "must be a number" in capsys.readouterr().err
+
+
+def test_pipeline_draws_are_checked_before_training(capsys):
+    assert main(["pipeline", "--domains", "digits", "--target", "digits-rotated", "--stages", "source-only",
+                 "evaluate", "--draws", "0", "--no-kb", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "draws must be" in err and "[1/" not in err

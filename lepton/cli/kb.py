@@ -111,7 +111,12 @@ def cmd_map(args) -> int:
     df = compute_map(kb, args.run, epoch=args.epoch, method=args.method, params=params,
                      domains=args.domains or None)
     if args.out:
-        df.to_csv(args.out, index=False)
+        from pathlib import Path
+        out = Path(args.out)
+        if out.is_dir() or not out.parent.is_dir():
+            raise ValueError(f"--out {args.out}: " + ("is a folder; give a file name such as map.csv" if out.is_dir()
+                             else f"the folder {out.parent} does not exist; create it or pick another"))
+        df.to_csv(out, index=False)
         print(f"wrote {len(df)} points ({args.method}, epoch {int(df['epoch'].iloc[0])}) to {args.out}")
     else:
         try:

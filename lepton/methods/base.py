@@ -69,6 +69,8 @@ class HParam:
             if isinstance(value, bool):
                 return value
             raise ValueError(f"hyper-parameter {name}={value!r} must be true or false")
+        if isinstance(value, bool):
+            raise ValueError(f"hyper-parameter {name}={value!r} must be a number, not true/false")
         try:
             v = float(value)
         except (TypeError, ValueError):

@@ -168,7 +168,7 @@ def parse_stages(stages: Sequence[str]) -> List[StageSpec]:
 
 
 def check_inputs(domains: Sequence[str], target: str, specs: Sequence[StageSpec], k: int,
-                 eval_ks: Sequence[int], init_from: Optional[str] = None) -> None:
+                 eval_ks: Sequence[int], init_from: Optional[str] = None, draws: Optional[int] = None) -> None:
     """Checks that need no data: domain lists, stage needs, k.
 
     Raises
@@ -196,6 +196,8 @@ def check_inputs(domains: Sequence[str], target: str, specs: Sequence[StageSpec]
     if specs[0].kind == "evaluate" and not init_from:
         raise ValueError("the pipeline has nothing to evaluate: put a training stage before 'evaluate' or give "
                          "--init-from RUN_ID")
+    if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 1):
+        raise ValueError(f"draws must be a whole number >= 1 (draws of the k labelled examples); got {draws!r}")
     for kk in [k, *eval_ks]:
         if isinstance(kk, bool) or not isinstance(kk, int) or kk < 1:
             raise ValueError(f"k must be a whole number >= 1 (labelled target examples per class); got {kk!r}")
