@@ -125,19 +125,19 @@ def test_train_watch_and_explore(server, browser):
     pick(page, "target", "digits-rotated")
     pick(page, "method", "dann")
     epochs = page.locator(".st-key-epochs input")
-    epochs.fill("3")
+    epochs.fill("20")  # long enough (several seconds) for the 1 s poll to see epochs go by
     epochs.press("Enter")
     wait_idle(page)
-    assert "epochs=3" in page.url  # the experiment lives in the query string
+    assert "epochs=20" in page.url  # the experiment lives in the query string
     no_exception(page)
 
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_test_id("stProgress")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("dann: digits → digits-rotated")).to_be_visible(timeout=60_000)
-    expect(page.get_by_text("epoch 2/3")).to_be_visible(timeout=LONG)  # live updates arrive
+    expect(page.get_by_text(re.compile(r"running — \w+ · epoch ([2-9]|1\d)/20"))).to_be_visible(timeout=LONG)
     live_map = page.get_by_test_id("stPlotlyChart").filter(has_text="Feature map (PCA) at epoch").last
     expect(live_map).to_be_visible(timeout=LONG)  # the map of the latest snapshot, while it trains
-    expect(page.get_by_text("completed after 3 of 3 epochs")).to_be_visible(timeout=LONG)
+    expect(page.get_by_text("completed after 20 of 20 epochs")).to_be_visible(timeout=LONG)
     wait_idle(page)
     no_exception(page)
     acc = page.get_by_test_id("stPlotlyChart").filter(has_text="Accuracy per epoch").last
