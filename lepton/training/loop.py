@@ -217,11 +217,6 @@ def _capped_score(run: RunState, dom: Domain) -> float:
     return run.task.score(dom.y_test[idx], batched(run.method.predict, dom.x_test[idx]))
 
 
-def _mean(values: List[float]) -> float:
-    ok = [v for v in values if math.isfinite(v)]
-    return float(np.mean(ok)) if ok else float("nan")
-
-
 def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[str, Any]:
     """Evaluate the current model: source/target test accuracy and the label-free scores.
 
