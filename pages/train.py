@@ -61,18 +61,25 @@ config = RunConfig(source=(source, *extra), target=target, method=method, hparam
 blocked = widgets.show_problems(state.check(config.to_json()))
 
 jm = state.jobs()
+
+
+def _start(cfg: RunConfig) -> None:
+    """Start the run in the button's callback, before the page reruns: the same rerun draws the panel."""
+    try:
+        jid = jm.start(cfg)
+    except ValueError as e:
+        st.session_state["start_error"] = core_jobs.explain_error(e)
+    else:
+        st.session_state[state.JOB_KEY] = jid
+        st.session_state.setdefault("own_jobs", []).append(jid)
+
+
 job_id = state.current_job_id()
 own_active = job_id is not None and job_id in st.session_state.get("own_jobs", []) and jm.get(job_id).active
-if st.button("Start training", type="primary", icon=":material/play_arrow:", key="start",
-             disabled=blocked or own_active, help="Runs in the background; you can switch pages meanwhile."):
-    try:
-        job_id = jm.start(config)
-    except ValueError as e:
-        st.error(core_jobs.explain_error(e))
-    else:
-        st.session_state[state.JOB_KEY] = job_id
-        st.session_state.setdefault("own_jobs", []).append(job_id)
-        st.rerun()
+st.button("Start training", type="primary", icon=":material/play_arrow:", key="start", on_click=_start, args=(config,),
+          disabled=blocked or own_active, help="Runs in the background; you can switch pages meanwhile.")
+if "start_error" in st.session_state:
+    st.error(st.session_state.pop("start_error"))
 
 others = [j for j in jm.active() if j.id != job_id and j.kind == "run"]
 if others:

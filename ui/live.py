@@ -12,6 +12,7 @@ from lepton.training.jobs import format_seconds
 from . import charts, state
 
 POLL_S = float(os.environ.get("LEPTON_POLL_S", "1.0"))
+FIRST_POLL_S = min(POLL_S, 0.25)  # while a job is starting, so its first step shows at once
 STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":material/directions_run:",
                "stopping": ":material/stop_circle:", "completed": ":material/check_circle:",
                "stopped": ":material/stop_circle:", "failed": ":material/error:"}
@@ -22,14 +23,16 @@ ACTIVE = ("starting", "running", "stopping")
 
 def _poll(job_id: str, draw) -> None:
     """Draw a job with ``draw(snapshot)``; while it runs, re-draw every ``POLL_S`` seconds (fragment only)."""
-    active = state.jobs().get(job_id).snapshot()["status"] in ACTIVE
+    status = state.jobs().get(job_id).snapshot()["status"]
+    active = status in ACTIVE
+    fast = status == "starting"
 
-    @st.fragment(run_every=POLL_S if active else None)
+    @st.fragment(run_every=(FIRST_POLL_S if fast else POLL_S) if active else None)
     def panel() -> None:
         s = state.jobs().get(job_id).snapshot()
         draw(s)
-        if active and s["status"] not in ACTIVE:
-            st.rerun()  # full rerun: stops the timer and shows the final results
+        if (active and s["status"] not in ACTIVE) or (fast and s["status"] != "starting"):
+            st.rerun()  # full rerun: stops the timer (or slows it down) and shows the final results
 
     panel()
 
