@@ -72,6 +72,7 @@ def _start(cfg: RunConfig) -> None:
     else:
         st.session_state[state.JOB_KEY] = jid
         st.session_state.setdefault("own_jobs", []).append(jid)
+        jm.wait_first_step(jid, 1.0)  # the rerun that follows then draws the first progress
 
 
 job_id = state.current_job_id()

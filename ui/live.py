@@ -21,25 +21,38 @@ STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":material/dir
 ACTIVE = ("starting", "running", "stopping")
 
 
-def _poll(job_id: str, draw) -> None:
-    """Draw a job with ``draw(snapshot)``; while it runs, re-draw every ``POLL_S`` seconds (fragment only)."""
+def _poll(job_id: str, draw, draw_slow=None) -> None:
+    """Draw a job with ``draw(snapshot)`` (cheap: text and a bar) and ``draw_slow(snapshot)`` (charts),
+    each a fragment that re-draws while the job runs: ``draw`` every ``FIRST_POLL_S`` seconds until the
+    job's first step is on screen, then both every ``POLL_S`` seconds."""
     status = state.jobs().get(job_id).snapshot()["status"]
     active = status in ACTIVE
     fast = status == "starting"
+    shown = []  # fast polling: ticks that drew a started job (kept across the fragment's reruns)
 
     @st.fragment(run_every=(FIRST_POLL_S if fast else POLL_S) if active else None)
     def panel() -> None:
         s = state.jobs().get(job_id).snapshot()
+        if active and s["status"] not in ACTIVE:
+            st.rerun()  # full rerun: stops the timers and shows the final results
+        if fast and shown:
+            st.rerun()  # the first progress is on screen: a full rerun polls at the normal pace
         draw(s)
-        if (active and s["status"] not in ACTIVE) or (fast and s["status"] != "starting"):
-            st.rerun()  # full rerun: stops the timer (or slows it down) and shows the final results
+        if fast and s["step"] >= 1:
+            shown.append(s["step"])  # (a rerun now would discard this drawing before it is seen)
 
     panel()
+    if draw_slow is not None:
+        @st.fragment(run_every=POLL_S if active else None)
+        def charts_panel() -> None:
+            draw_slow(state.jobs().get(job_id).snapshot())
+
+        charts_panel()
 
 
 def job_panel(job_id: str) -> None:
-    """Draw a training job's panel (progress, metrics, live curves), polled while it runs."""
-    _poll(job_id, _draw)
+    """Draw a training job's panel (progress, metrics, live curves and map), polled while it runs."""
+    _poll(job_id, _draw, _draw_charts)
 
 
 def _draw(s: dict) -> None:
@@ -62,6 +75,12 @@ def _draw(s: dict) -> None:
     if s["status"] in ("starting", "running") and st.button("Stop", key="stop_job", icon=":material/stop:"):
         state.jobs().stop(s["id"])
         st.toast("Stopping after the current step …")
+    if not s["history"] and s["status"] in ("starting", "running"):
+        st.caption("The first point appears after the first epoch; the losses of the current step: "
+                   + (", ".join(f"{k} {v:.3f}" for k, v in s["last_losses"].items()) or "…"))
+
+
+def _draw_charts(s: dict) -> None:
     acc, loss = _curves(s["id"], len(s["history"]), s["history"], s["epochs"])
     epochs = _snapshot_epochs(s["run_id"])
     left, right = st.columns(2)
@@ -71,9 +90,6 @@ def _draw(s: dict) -> None:
         st.plotly_chart(loss, key="live_loss")
     else:
         right.plotly_chart(loss, key="live_loss")
-    if not s["history"] and s["status"] in ("starting", "running"):
-        st.caption("The first point appears after the first epoch; the losses of the current step: "
-                   + (", ".join(f"{k} {v:.3f}" for k, v in s["last_losses"].items()) or "…"))
 
 
 def _snapshot_epochs(run_id) -> list:

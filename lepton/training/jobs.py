@@ -355,6 +355,17 @@ class JobManager:
             job.thread.join(timeout)
         return job.snapshot()
 
+    def wait_first_step(self, job_id: str, timeout: float = 1.0) -> bool:
+        """Block up to ``timeout`` seconds until the job has taken its first step (or ended), so a
+        page can show progress in the same rerun that started it; whether it did."""
+        job, end = self.get(job_id), time.monotonic() + float(timeout)
+        while time.monotonic() < end:
+            s = job.snapshot()
+            if s["step"] >= 1 or not job.active:
+                return True
+            time.sleep(0.02)
+        return False
+
     def forget(self, job_id: str) -> None:
         """Drop a finished job from the registry (its stored run stays in the knowledge base)."""
         with self._lock:
