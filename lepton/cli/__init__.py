@@ -106,7 +106,8 @@ def cmd_train(args) -> int:
         from ..kb import KnowledgeBase
         kb = KnowledgeBase()
     callbacks = [Notes()] + ([] if args.quiet else [PrintProgress(sys.stderr)])
-    result = train(cfg, kb=kb, callbacks=callbacks, data_dir=args.data_dir, record=not args.no_store)
+    result = train(cfg, kb=kb, callbacks=callbacks, data_dir=args.data_dir, record=not args.no_store,
+                   checkpoints=tuple(args.checkpoints))
     stored = {"run_id": result.run_id, "kb": str(kb.home)} if result.run_id else {}
     if args.json:
         print(json.dumps({**result.summary(), **stored}, default=str))
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", default=None, metavar="RUN_ID",
                    help="initialise the encoder from a stored run's selected checkpoint")
     t.add_argument("--no-store", action="store_true", help="do not record the run in the knowledge base")
+    t.add_argument("--checkpoints", nargs="+", default=["selected", "last"], choices=["selected", "last", "oracle"],
+                   help="checkpoints to store (default: selected last; oracle only when asked)")
     t.set_defaults(func=cmd_train)
     add_commands(sub)
     add_pipeline_command(sub)

@@ -1,4 +1,4 @@
-"""CLI subcommands over the knowledge base: ``kb list|show|delete|export|shift`` and ``map``;
+"""CLI subcommands over the knowledge base: ``kb list|show|delete|export|shift|gc`` and ``map``;
 :func:`add_commands` adds them to ``python -m lepton``."""
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def cmd_show(args) -> int:
     print(f"run {run['run_id']}   status: {run['status']}   created: {run['created']}")
     if run["error"]:
         print(f"error: {run['error']}")
-    print(f"folder: {run['run_dir']}")
+    print(f"folder: {run['run_dir']}   size on disk: {_mb(kb.run_size(run['run_id']))}")
     if run["parent"]:
         print(f"initialised from run: {run['parent']}")
     print("config: " + json.dumps(run["config"], sort_keys=True))
@@ -63,6 +63,24 @@ def cmd_show(args) -> int:
     env = s.get("environment", {})
     if env:
         print("environment: " + ", ".join(f"{k} {v}" for k, v in sorted(env.items())))
+    return 0
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def cmd_gc(args) -> int:
+    """``kb gc [--keep N] [--dry-run]``: free what old finished runs do not need, keeping their records."""
+    kb = _kb(args)
+    done = kb.gc(keep=args.keep, dry_run=args.dry_run)
+    freed = sum(r["freed_bytes"] for r in done)
+    verb = "would free" if args.dry_run else "freed"
+    for r in done:
+        print(f"{r['run_id']}: {verb} {_mb(r['freed_bytes'])} ({len(r['files'])} files: "
+              f"{', '.join(r['files'][:4])}{' …' if len(r['files']) > 4 else ''})")
+    print(f"{verb} {_mb(freed)} in {len(done)} runs; the {args.keep} newest finished runs and every record, "
+          "config, history and selected checkpoint were kept")
     return 0
 
 
@@ -149,6 +167,10 @@ def add_commands(subparsers) -> None:
             p.add_argument("--out", default=None, help="zip file (default RUN_ID.zip)")
         if name == "shift":
             p.add_argument("--epoch", type=int, default=None, help="'after' epoch (default: last snapshot)")
+    g = ks.add_parser("gc", help="free the space old runs do not need (keeps their records and models)")
+    g.add_argument("--keep", type=int, default=20, help="newest finished runs left whole (default 20)")
+    g.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    g.set_defaults(func=cmd_gc)
     m = subparsers.add_parser("map", help="2-D map coordinates of a run's features (CSV)")
     m.add_argument("run", help="run id, a unique prefix of one, or 'latest'")
     m.add_argument("--epoch", type=int, default=None, help="feature snapshot (default: the last)")

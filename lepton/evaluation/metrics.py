@@ -13,20 +13,23 @@ from .. import losses
 
 
 @torch.no_grad()
-def batched(fn, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Apply ``fn`` (tensor -> tensor) to ``x`` in batches and stack the float32 numpy results.
+def batched(fn, x: np.ndarray, batch_size: int = 1024):
+    """Apply ``fn`` (tensor -> tensor, or -> tuple of tensors) to ``x`` in batches and stack the
+    float32 numpy results.
 
     Parameters
     ----------
     fn : callable
-        E.g. ``method.predict`` or ``method.features``.
+        E.g. ``method.predict``, ``method.features`` or ``method.infer`` (a tuple).
     x : np.ndarray or torch.Tensor
         ``(N, ...)`` inputs.
+    batch_size : int
 
     Returns
     -------
-    np.ndarray
-        ``(N, ...)`` float32 outputs (``(0, ...)`` for empty input is not defined: returns ``(0,)``).
+    np.ndarray or tuple of np.ndarray
+        ``(N, ...)`` float32 outputs, one array per output of ``fn``. Empty input is never passed
+        to ``fn`` and gives one ``(0,)`` array whatever ``fn`` returns.
     """
     if len(x) == 0:
         return np.zeros((0,), np.float32)
@@ -34,7 +37,10 @@ def batched(fn, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size]
         xb = xb if isinstance(xb, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(xb))
-        outs.append(fn(xb).float().cpu().numpy())
+        out = fn(xb)
+        outs.append(tuple(o.float().cpu().numpy() for o in out) if isinstance(out, tuple) else out.float().cpu().numpy())
+    if isinstance(outs[0], tuple):
+        return tuple(np.concatenate(parts) for parts in zip(*outs))
     return np.concatenate(outs)
 
 

@@ -135,12 +135,15 @@ class RunFolders:
         p = self.run_dir(run_id) / "features" / f"epoch_{int(epoch):04d}.npz"
         call_writing(f"the epoch-{epoch} feature snapshot of run {run_id}", lambda: write_npz(p, arrays))
 
-    def finish_run(self, run_id: str, result) -> None:
+    def finish_run(self, run_id: str, result, keep=("selected", "last")) -> None:
         """Write checkpoints and ``summary.json``, then the final status row (last).
 
         Parameters
         ----------
         result : lepton.training.RunResult
+        keep : sequence of str
+            Which of ``result.states`` to store (``selected``, ``last``, ``oracle``). Checkpoints of
+            the same epoch share one file (a hard link where the file system has them).
 
         Raises
         ------
@@ -148,12 +151,17 @@ class RunFolders:
             On a write error; the run is then marked ``failed`` with the message.
         """
         d = self.run_dir(run_id)
+        states = {n: s for n, s in (result.states or {}).items() if n in keep}
         try:
-            for name, state in (result.states or {}).items():
+            written: Dict[Any, Path] = {}
+            for name, state in states.items():
+                path = d / "checkpoints" / f"{name}.safetensors"
+                epoch = (result.checkpoints or {}).get(name, {}).get("epoch", name)
                 call_writing(f"the {name!r} checkpoint of run {run_id}",
-                             lambda: write_state(d / "checkpoints" / f"{name}.safetensors", state))
+                             lambda: _link_or_write(written.get(epoch), path, state))
+                written.setdefault(epoch, path)
             summary = result.summary()
-            summary["checkpoint_files"] = sorted(result.states or {})
+            summary["checkpoint_files"] = sorted(states)
             call_writing(f"the summary of run {run_id}", lambda: write_json(d / "summary.json", summary, fsync=True))
         except KBError as e:
             self.mark_failed(run_id, str(e))
@@ -302,6 +310,19 @@ class RunFolders:
         except Exception as e:  # e.g. another process re-indexed it first
             return f"run folder {rid} could not be re-indexed ({e})"
         return f"run folder {rid} had no index row; re-indexed as {status}"
+
+
+def _link_or_write(same: Optional[Path], path: Path, state) -> None:
+    """``path`` as a hard link to ``same`` (a checkpoint of the same weights), else written."""
+    if same is not None:
+        try:
+            if path.exists():
+                path.unlink()
+            os.link(same, path)
+            return
+        except OSError:
+            pass  # no hard links here (or a race): write a copy
+    write_state(path, state)
 
 
 def _old(p: Path) -> bool:

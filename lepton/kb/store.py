@@ -28,6 +28,7 @@ from ..paths import default_home
 from . import procs
 from .files import KBError, RunFileError, read_json, read_npz, read_state
 from .artifacts import RunArtifacts
+from .housekeeping import Housekeeping
 from .runs import RunFolders
 
 SCHEMA_VERSION = 2
@@ -56,7 +57,7 @@ class UnknownRunError(KBError):
     """No run has this id; the message says how to list the ids."""
 
 
-class KnowledgeBase(RunFolders, RunArtifacts):
+class KnowledgeBase(RunFolders, RunArtifacts, Housekeeping):
     """Stored runs: an embedded SQLite index (WAL, busy timeout) and one folder per run.
 
     Safe to use from several threads and processes at once: every call opens its own short

@@ -286,7 +286,8 @@ class Method(nn.Module):
         self.eval()
         try:
             with torch.no_grad(), self.autocast():
-                return fn(x.to(self._device)).float()
+                out = fn(x.to(self._device))
+                return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
         finally:
             self.train(was)
 
@@ -297,6 +298,14 @@ class Method(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(B, D)`` float32 ``T(E(x))``, in eval mode, no gradient."""
         return self._eval_call(self.net.features, x)
+
+    def infer(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Features ``(B, D)`` and logits ``(B, K)``, float32, of one eval-mode pass without gradient
+        (what :meth:`features` and :meth:`predict` give, for the price of one)."""
+        def both(xb: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+            f = self.net.features(xb)  # (B, D)
+            return f, self.net.head(f)  # (B, K)
+        return self._eval_call(both, x)
 
     def load_encoder(self, state: Dict[str, torch.Tensor]) -> None:
         """Initialise encoder E and transfer module T from another run's ``net.*`` weights.

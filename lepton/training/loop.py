@@ -13,10 +13,11 @@ import torch
 
 from ..config import RunConfig
 from ..data import Domain
-from ..data.sampling import Cycler, capped_indices
+from ..data.sampling import Cycler, capped_indices, stratified_sample
 from ..evaluation.metrics import batched
 from ..methods.base import SOURCE, TARGET, TARGET_ALL, TARGET_FEW, Batch, seeded_init
 from .callbacks import Callback
+from .inference import TEST, TRAIN, InferencePass
 from .plan import RunState, plan
 
 
@@ -129,6 +130,7 @@ def fit(config: Union[RunConfig, RunState], callbacks: Sequence[Callback] = (),
     cfg = run.config
     status, error = "completed", ""
     snaps: Dict[str, Dict[str, Any]] = {}
+    _request_eval_rows(run)
     for cb in callbacks:
         cb.on_run_start(run)
     try:
@@ -210,19 +212,29 @@ def _train(run: RunState, callbacks, stop_event, snaps) -> None:
             cb.on_epoch_end(run, epoch, row)
 
 
-def _capped_score(run: RunState, dom: Domain) -> float:
-    if len(dom.y_test) == 0:
-        return float("nan")
-    idx = capped_indices(len(dom.y_test), run.config.eval_cap, run.config.seed)
-    return run.task.score(dom.y_test[idx], batched(run.method.predict, dom.x_test[idx]))
+def _eval_rows(run: RunState) -> Dict[str, np.ndarray]:
+    """The fixed per-epoch rows: a class-stratified sample of at most ``eval_cap`` test rows of the
+    first source and of the target, and a seeded sample of as many unlabelled target training rows
+    (chosen without their labels) for the label-free scores."""
+    cap, seed, tgt = run.config.eval_cap, run.config.seed, run.target
+    return {"source": stratified_sample(run.source.y_test, cap, seed), "target": stratified_sample(tgt.y_test, cap, seed),
+            "unlabelled": capped_indices(len(tgt.y_train), cap, seed)}
+
+
+def _request_eval_rows(run: RunState) -> None:
+    run.inference = InferencePass(run)
+    rows, si, ti = _eval_rows(run), run.roles.index("source"), run.roles.index("target")
+    run.inference.request(si, TEST, rows["source"])
+    run.inference.request(ti, TEST, rows["target"])
+    run.inference.request(ti, TRAIN, rows["unlabelled"])
 
 
 def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[str, Any]:
     """Evaluate the current model: source/target test accuracy and the label-free scores.
 
-    Per-epoch numbers use a fixed seeded sample of at most ``eval_cap`` test examples per domain
-    (and of unlabelled target *training* examples for the label-free scores); the final table
-    of :func:`fit` evaluates the whole test splits.
+    Per-epoch numbers read the epoch's shared forward pass (:class:`InferencePass`) over fixed rows
+    (see :func:`_eval_rows`: at most ``eval_cap`` per domain); the final table of :func:`fit`
+    evaluates the whole test splits.
 
     Returns
     -------
@@ -231,11 +243,16 @@ def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[
         configured selection score), ``scores`` (all label-free scores), ``losses`` (epoch
         means), ``time``.
     """
-    tgt = run.target
-    sacc = _capped_score(run, run.source)
-    tacc = _capped_score(run, tgt)
-    idx = capped_indices(len(tgt.y_train), run.config.eval_cap, run.config.seed)
-    scores = run.task.label_free_scores(batched(run.method.predict, tgt.x_train[idx]))
+    if run.inference is None:
+        _request_eval_rows(run)
+    out, rows, task = run.inference.at(epoch), _eval_rows(run), run.task
+    si, ti = run.roles.index("source"), run.roles.index("target")
+
+    def acc(d: int, dom: Domain, idx: np.ndarray) -> float:
+        return task.score(dom.y_test[idx], out.take(d, TEST, idx)[1]) if len(idx) else float("nan")
+
+    sacc, tacc = acc(si, run.source, rows["source"]), acc(ti, run.target, rows["target"])
+    scores = task.label_free_scores(out.take(ti, TRAIN, rows["unlabelled"])[1])
     scores["source-acc"] = sacc
     return {"epoch": epoch, "source_acc": sacc, "target_acc": tacc, "score": scores[run.config.select],
             "scores": scores, "losses": losses, "time": time.time()}
@@ -243,12 +260,13 @@ def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[
 
 def _snapshot(run: RunState, row: Dict[str, Any], snaps: Dict[str, Dict[str, Any]]) -> None:
     state = {k: v.detach().cpu().clone() for k, v in run.method.state_dict().items()}
-    snaps["last"] = {"row": row, "state": state}
+    entry = {"row": row, "state": state, "outputs": run.inference.at(row["epoch"])}  # the epoch's (cached) pass
+    snaps["last"] = entry
     for name, key in (("selected", "score"), ("oracle", "target_acc")):
         v = row[key]
         best = snaps.get(name)
         if best is None or (math.isfinite(v) and not (v <= best["row"][key])):
-            snaps[name] = {"row": row, "state": state}
+            snaps[name] = entry
 
 
 def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
@@ -262,14 +280,14 @@ def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
         res.checkpoints[name] = {"epoch": r["epoch"], "score": r["score"], "source_acc": float("nan"),
                                  "target_acc": float("nan"), "target_acc_sampled": r["target_acc"]}
         res.states[name] = snaps[name]["state"]
-    full = lambda dom: task.score(dom.y_test, batched(m.predict, dom.x_test)) if len(dom.y_test) else float("nan")  # noqa: E731
+    logits = _FullTest(run, snaps)
     rows = []
-    for ck in ("last", "oracle", "selected"):  # end with the selected state loaded
-        m.load_state_dict(snaps[ck]["state"])
-        for dom, role in zip(run.domains, run.roles):
+    for ck in ("last", "oracle", "selected"):
+        for d, (dom, role) in enumerate(zip(run.domains, run.roles)):
             if role == "target" or ck == "selected":
+                acc = task.score(dom.y_test, logits(ck, d)) if len(dom.y_test) else float("nan")
                 rows.append({"domain": dom.name, "role": role, "split": "test", "checkpoint": ck,
-                             "accuracy": full(dom), "n": int(len(dom.y_test))})
+                             "accuracy": acc, "n": int(len(dom.y_test))})
         res.checkpoints[ck]["target_acc"] = next(r["accuracy"] for r in rows[::-1] if r["role"] == "target")
         if ck == "selected":
             res.checkpoints[ck]["source_acc"] = next(r["accuracy"] for r in rows if r["domain"] == run.source.name
@@ -277,7 +295,31 @@ def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
     order, role_order = {"selected": 0, "last": 1, "oracle": 2}, {"source": 0, "target": 1, "eval": 2}
     res.table = sorted(rows, key=lambda r: (role_order[r["role"]], r["domain"], order[r["checkpoint"]]))
     tgt = run.target
-    out = batched(m.predict, tgt.x_test) if len(tgt.y_test) else np.zeros((0, tgt.n_classes), np.float32)
+    out = logits("selected", run.roles.index("target")) if len(tgt.y_test) else np.zeros((0, tgt.n_classes), np.float32)
     rep = task.report(tgt.y_test, out, tgt.class_names)
     res.per_class, res.confusion = rep["per_class"], rep["confusion"]
+    m.load_state_dict(snaps["selected"]["state"])  # the run's model
+    run.inference.invalidate()
     return res
+
+
+class _FullTest:
+    """Logits of a checkpoint on a whole test split, each computed once: read from the epoch's shared
+    pass when that pass covered the split, else one batched pass with the checkpoint's weights."""
+
+    def __init__(self, run: RunState, snaps: Dict[str, Dict[str, Any]]):
+        self.run, self.snaps, self.memo, self.loaded = run, snaps, {}, None
+
+    def __call__(self, ck: str, d: int) -> np.ndarray:
+        entry, dom = self.snaps[ck], self.run.domains[d]
+        key = (entry["row"]["epoch"], d)
+        if key not in self.memo:
+            n = len(dom.y_test)
+            if entry["outputs"].covers(d, TEST, n):
+                self.memo[key] = entry["outputs"].take(d, TEST, np.arange(n))[1]
+            else:
+                if self.loaded != key[0]:
+                    self.run.method.load_state_dict(entry["state"])
+                    self.loaded = key[0]
+                self.memo[key] = batched(self.run.method.predict, dom.x_test, 2048)
+        return self.memo[key]

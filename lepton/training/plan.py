@@ -51,6 +51,8 @@ class RunState:
         One row per finished epoch.
     run_id : str or None
         Knowledge-base id once the recorder has begun the run.
+    inference : lepton.training.inference.InferencePass or None
+        The per-epoch forward pass every reader shares (set by :func:`lepton.training.fit`).
     """
 
     config: RunConfig
@@ -67,6 +69,7 @@ class RunState:
     labelled_target_idx: Optional[np.ndarray] = None
     history: List[Dict[str, Any]] = field(default_factory=list)
     run_id: Optional[str] = None
+    inference: Any = None
 
     @property
     def sources(self) -> List[Domain]:

@@ -3,15 +3,18 @@ training because it runs the model (feature snapshots); the knowledge base only 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..data.sampling import stratified_sample
-from ..evaluation.metrics import batched
 from ..kb import KBError, KnowledgeBase
 from ..kb.procs import HEARTBEAT_S
 from .callbacks import Callback
+from .inference import TEST, InferencePass
+
+DEFAULT_CHECKPOINTS = ("selected", "last")  # the oracle's weights only when asked
+F16_MAX = 6.0e4  # float16's largest finite value is 65504
 
 
 class KBRecorder(Callback):
@@ -30,6 +33,10 @@ class KBRecorder(Callback):
         Largest feature sample per domain; 0 stores no features.
     snapshot_every : int, optional
         Default ``max(1, epochs // 5)``.
+    checkpoints : sequence of str
+        Checkpoints stored (``selected``, ``last``, ``oracle``); checkpoints of the same epoch
+        share one file. Feature snapshots are stored as float16 (about 3 significant digits,
+        invisible on a map) unless a value is too large for it.
 
     Attributes
     ----------
@@ -44,7 +51,13 @@ class KBRecorder(Callback):
     """
 
     def __init__(self, kb: Optional[KnowledgeBase] = None, feature_cap: int = 2000,
-                 snapshot_every: Optional[int] = None):
+                 snapshot_every: Optional[int] = None, checkpoints: Sequence[str] = DEFAULT_CHECKPOINTS):
+        from ..kb import CHECKPOINTS
+        bad = sorted(set(checkpoints) - set(CHECKPOINTS))
+        if bad or not checkpoints:
+            raise ValueError(f"unknown checkpoint {', '.join(bad) or '(none given)'}; store any of "
+                             f"{', '.join(CHECKPOINTS)}")
+        self.checkpoints = tuple(checkpoints)
         if int(feature_cap) < 0:
             raise ValueError(f"feature_cap must be >= 0, got {feature_cap}")
         if snapshot_every is not None and int(snapshot_every) < 1:
@@ -64,6 +77,10 @@ class KBRecorder(Callback):
         self._every = int(self.snapshot_every or max(1, cfg.epochs // 5))
         self._sample = [stratified_sample(d.y_test, self.feature_cap, cfg.seed) if self.feature_cap else
                         np.zeros(0, np.int64) for d in run.domains]
+        if run.inference is None:
+            run.inference = InferencePass(run)
+        for i, idx in enumerate(self._sample):
+            run.inference.request(i, TEST, idx)  # snapshots read the epoch's shared forward pass
         src = run.source
         meta = {"environment": dict(run.environment), "harmonisation": run.harmonisation,
                 "domains": [d.name for d in run.domains], "class_names": list(src.class_names),
@@ -99,7 +116,7 @@ class KBRecorder(Callback):
             last = result.checkpoints.get("last", {}).get("epoch")
             if result.status == "stopped" and last and last not in self.snapshots and "last" in result.states:
                 self._snapshot_state(run, int(last), result.states["last"], result.states.get("selected"))
-            self.kb.finish_run(self.run_id, result)
+            self.kb.finish_run(self.run_id, result, keep=self.checkpoints)
         self._guard(finish)
 
     # ----- helpers ----------------------------------------------------------------------------
@@ -117,29 +134,38 @@ class KBRecorder(Callback):
     def _snapshot_state(self, run, epoch: int, state, restore) -> None:
         m = run.method
         m.load_state_dict(state)
+        run.inference.invalidate()
         try:
             self._snapshot(run, epoch)
         finally:
+            run.inference.invalidate()
             if restore is not None:
                 m.load_state_dict(restore)
 
     def _snapshot(self, run, epoch: int) -> None:
         if not self.feature_cap:
             return
-        arrays = features_snapshot(run, self._sample)
+        arrays = features_snapshot(run, self._sample, epoch)
+        f = arrays["features"]
+        if f.size and np.isfinite(f).all() and np.abs(f).max() < F16_MAX:
+            arrays["features"] = f.astype(np.float16)  # half the bytes; read back as float32
         arrays["epoch"] = np.int64(epoch)
         self.kb.write_features(self.run_id, epoch, arrays)
         self.snapshots.append(epoch)
 
 
-def features_snapshot(run, sample: List[np.ndarray]) -> Dict[str, Any]:
-    """Features, labels, predictions and domain ids of the sampled test rows of every domain.
+def features_snapshot(run, sample: List[np.ndarray], epoch: int = 0) -> Dict[str, Any]:
+    """Features, labels, predictions and domain ids of the sampled test rows of every domain, read
+    from the run's shared forward pass of ``epoch`` (:class:`lepton.training.inference.InferencePass`;
+    rows not requested before are requested now, which costs a new pass).
 
     Parameters
     ----------
     run : lepton.training.RunState
     sample : list of np.ndarray
         int64 test-split indices per domain (``run.domains`` order).
+    epoch : int
+        The epoch the method's current weights belong to.
 
     Returns
     -------
@@ -147,14 +173,18 @@ def features_snapshot(run, sample: List[np.ndarray]) -> Dict[str, Any]:
         ``features`` (N, D) float32, ``labels``/``preds``/``domain``/``index`` (N,) int64,
         ``domain_names``/``class_names`` unicode arrays.
     """
-    m = run.method
+    if run.inference is None:
+        run.inference = InferencePass(run)
+    for i, idx in enumerate(sample):
+        run.inference.request(i, TEST, idx)
+    out = run.inference.at(epoch)
     feats, labels, preds, dom, index = [], [], [], [], []
     for i, (d, idx) in enumerate(zip(run.domains, sample)):
         if len(idx) == 0:
             continue
-        x = d.x_test[idx]
-        feats.append(batched(m.features, x).reshape(len(idx), -1))
-        fields = run.task.snapshot_fields(d.y_test[idx], batched(m.predict, x))
+        f, logits = out.take(i, TEST, idx)
+        feats.append(f)
+        fields = run.task.snapshot_fields(d.y_test[idx], logits)
         preds.append(fields["preds"])
         labels.append(fields["labels"])
         dom.append(np.full(len(idx), i, np.int64))

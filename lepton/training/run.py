@@ -13,7 +13,7 @@ from .plan import plan
 
 def train(config: RunConfig, kb=None, callbacks: Sequence[Callback] = (), stop_event: Optional[threading.Event] = None,
           data_dir=None, record: bool = True, feature_cap: int = 2000,
-          snapshot_every: Optional[int] = None) -> RunResult:
+          snapshot_every: Optional[int] = None, checkpoints: Sequence[str] = ("selected", "last")) -> RunResult:
     """Run ``config`` end to end: :func:`lepton.training.plan` -> :func:`lepton.training.fit` ->
     the knowledge base.
 
@@ -35,6 +35,9 @@ def train(config: RunConfig, kb=None, callbacks: Sequence[Callback] = (), stop_e
     feature_cap, snapshot_every : int
         Feature snapshot rows per domain and epochs between snapshots (see
         :class:`lepton.training.recorder.KBRecorder`).
+    checkpoints : sequence of str
+        Checkpoints to store: ``selected`` (the run's model), ``last``, ``oracle`` (the epoch the
+        target labels would pick; stored only when asked).
 
     Returns
     -------
@@ -54,7 +57,7 @@ def train(config: RunConfig, kb=None, callbacks: Sequence[Callback] = (), stop_e
     recorder = None
     if record:
         from .recorder import KBRecorder
-        recorder = KBRecorder(kb, feature_cap=feature_cap, snapshot_every=snapshot_every)
+        recorder = KBRecorder(kb, feature_cap=feature_cap, snapshot_every=snapshot_every, checkpoints=checkpoints)
         cbs.insert(0, recorder)
     result = fit(run, cbs, stop_event)
     result.run_id = recorder.run_id if recorder is not None else None
