@@ -47,7 +47,9 @@ class RunConfig:
     init_checkpoint : str
         Which of that run's checkpoints: ``selected`` (its label-free choice) or ``last``.
     eval_cap : int
-        Target-train examples used for label-free scores each epoch.
+        Examples evaluated each epoch, per set: a class-stratified sample of the first source's
+        and the target's test splits (the accuracy curves) and unlabelled target training rows
+        (the label-free scores). The final table evaluates the whole test splits.
     task : str
         What "right" means (:data:`lepton.tasks.TASKS`): ``classification``.
     """
@@ -65,7 +67,7 @@ class RunConfig:
     encoder: str = "auto"
     init_from: Optional[str] = None
     init_checkpoint: str = "selected"
-    eval_cap: int = 2000
+    eval_cap: int = 1000
     task: str = "classification"
 
     def __post_init__(self) -> None:

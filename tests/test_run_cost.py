@@ -40,16 +40,17 @@ def test_one_forward_pass_serves_evaluation_scores_and_snapshots(tmp_path):
     rec = KBRecorder(kb, feature_cap=200, snapshot_every=1)
     res = fit(run, [rec])
     inf = run.inference
-    per_pass = sum(len(idx) for idx in inf._want.values())
-    # epochs 0..3 each one pass over the union of requested rows; then the final full test
-    # evaluation of the distinct checkpoint epochs (the target's 360 test rows are not all requested)
+    eval_rows = sum(len(idx) for idx in inf._want.values())
+    snap = {(i, "test"): idx for i, idx in enumerate(rec._sample)}
+    union = sum(len(np.union1d(inf._want.get(k, []), snap.get(k, []))) for k in set(inf._want) | set(snap))
+    # epochs 0..3 each one pass over the union of evaluation and snapshot rows (snapshots every epoch
+    # here), then the final full test evaluation of the distinct checkpoint epochs
     n_final = sum(len(d.y_test) for d in run.domains)  # the selected checkpoint on every domain
     distinct = {res.checkpoints[c]["epoch"] for c in ("selected", "last", "oracle")}
-    assert sum(seen) <= 4 * per_pass + n_final + (len(distinct) - 1) * len(run.target.y_test)
-    assert sum(seen) >= 4 * per_pass
-    # without sharing, evaluation (3 x 300) and snapshots (2 x 200 twice: features and logits) would
-    # each run the encoder again
-    assert per_pass < 300 * 3 + 200 * 2 * 2
+    assert 3 * eval_rows <= sum(seen) <= 4 * union + n_final + (len(distinct) - 1) * len(run.target.y_test)
+    # without sharing, evaluation (3 x 300) and snapshots (2 x 200 per domain: features and logits)
+    # would each run the encoder again
+    assert union < 300 * 3 + 200 * 3 * 2
 
     # the stored last snapshot equals a direct features() call with the last weights
     f = kb.load_features(rec.run_id, 3)
@@ -130,3 +131,38 @@ def test_gc_frees_old_runs_and_keeps_their_records_and_models(tmp_path, capsys):
     assert kb.gc(keep=1) == []  # nothing left to free
     with pytest.raises(ValueError, match="keep must be >= 0"):
         kb.gc(keep=-1)
+
+
+def test_prepared_pair_is_cached_on_disk_and_keyed_by_files_and_options(data_dir, tmp_path, monkeypatch):
+    """mnist -> usps is loaded and harmonised once; a changed file or another option is a new key."""
+    import shutil
+
+    from lepton.data import catalog, prepared
+    monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path / "cache"))
+    names, roles = ["mnist", "usps"], ["source", "target"]
+    first, rec = prepared.prepare(names, roles, data_dir)
+    assert len(list((tmp_path / "cache" / "prepared").glob("*.npz"))) == 1
+    loads = []
+    monkeypatch.setattr(catalog, "load_domain", lambda *a, **k: loads.append(a) or pytest.fail("loaded again"))
+    again, rec2 = prepared.prepare(names, roles, data_dir)
+    assert loads == [] and rec2 == json_round(rec)
+    for a, b in zip(first, again):
+        assert a.name == b.name and a.class_names == b.class_names and a.content_fraction == b.content_fraction
+        np.testing.assert_array_equal(a.x_train, b.x_train)
+        np.testing.assert_array_equal(a.y_test, b.y_test)
+        assert b.x_train.dtype == a.x_train.dtype
+    k = prepared.cache_key(names, roles, data_dir)
+    assert prepared.cache_key(["mnist", "usps:rotate=10"], roles, data_dir) != k  # an option
+    assert prepared.cache_key(names, ["target", "source"], data_dir) != k  # roles
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir / "usps", copy / "usps")
+    shutil.copytree(data_dir / "mnist", copy / "mnist")
+    k_copy = prepared.cache_key(names, roles, copy)
+    os.utime(copy / "usps" / "usps.t.bz2", ns=(1, 1))  # the same bytes, touched: never trust it
+    assert prepared.cache_key(names, roles, copy) not in (k, k_copy)
+    assert prepared.cache_key(["digits", "digits-small"], roles) is None  # built-ins are not cached
+
+
+def json_round(obj):
+    import json
+    return json.loads(json.dumps(obj, default=str))

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
-from ..pipeline import PipelineResult, Progress, run_pipeline
+if TYPE_CHECKING:  # the pipeline (and torch) is imported only by the command that runs it
+    from ..pipeline import PipelineResult, Progress
 
 def _pct(v) -> str:
     try:
@@ -13,7 +14,7 @@ def _pct(v) -> str:
         return "-"
 
 
-def print_progress(stream=sys.stderr) -> Progress:
+def print_progress(stream=sys.stderr) -> "Progress":
     """A ``progress`` callable printing one line per stage start, epoch and stage end."""
     def show(e: Dict[str, Any]) -> None:
         ev = e.get("event")
@@ -32,7 +33,7 @@ def print_progress(stream=sys.stderr) -> Progress:
     return show
 
 
-def format_result(res: PipelineResult) -> str:
+def format_result(res: "PipelineResult") -> str:
     """Plain-text tables of the stages and of the evaluation."""
     lines = [f"pipeline {' + '.join(res.domains)} -> {res.target}: {res.status} in {res.wall_time_s:.1f} s "
              f"(seed {res.seed})", "",
@@ -58,6 +59,7 @@ def format_result(res: PipelineResult) -> str:
 def cmd_pipeline(args) -> int:
     """``python -m lepton pipeline``: run, print the tables (or JSON); 1 if a stage failed."""
     import json
+    from ..pipeline import run_pipeline
     res = run_pipeline(args.domains, args.target, args.stages, args.epochs, args.seed, args.k,
                        progress=None if args.quiet else print_progress(sys.stderr), data_dir=args.data_dir,
                        batch_size=args.batch_size, device=args.device, draws=args.draws, eval_ks=args.eval_k,

@@ -1,9 +1,9 @@
 """One forward pass serves every reader: per-epoch evaluation, the label-free scores and the feature
 snapshots read the same batched, gradient-free pass of an epoch's model (features and logits together).
 
-Readers *request* rows before training (the loop its evaluation rows, the recorder its snapshot rows);
-:meth:`InferencePass.at` then runs the union of the requested rows once per epoch and caches it, so a
-second reader of the same epoch costs nothing.
+The loop *requests* its evaluation rows before training; :meth:`InferencePass.at` runs them once per
+epoch and caches the outputs, and a reader that needs more rows on some epochs (the recorder's
+snapshot sample) passes them as ``extra``: only the rows not computed yet for that epoch are run.
 """
 from __future__ import annotations
 
@@ -68,33 +68,49 @@ class InferencePass:
 
     def request(self, domain: int, split: str, idx: np.ndarray) -> None:
         """Ask for rows ``idx`` (int indices) of ``run.domains[domain]``'s ``split`` in every later pass
-        (rows already asked for change nothing; new ones drop the cached pass)."""
+        (a later :meth:`at` of the current epoch computes only the rows it lacks)."""
         key, idx = (int(domain), split), np.asarray(idx, np.int64)
         old = self._want.get(key)
         if old is not None and np.isin(idx, old).all():
             return
         self._want[key] = np.union1d(old if old is not None else np.zeros(0, np.int64), idx).astype(np.int64)
-        self._cache = None
 
-    def at(self, epoch: int) -> EpochOutputs:
-        """The pass of the model as it is now, labelled ``epoch`` (computed once per epoch).
+    def at(self, epoch: int, extra: Optional[Dict[Tuple[int, str], np.ndarray]] = None) -> EpochOutputs:
+        """The pass of the model as it is now, labelled ``epoch``: the requested rows plus ``extra``
+        ones (``(domain, split) -> idx``, e.g. a snapshot's on the epochs it is taken).
 
-        The caller is responsible for calling it at the epoch's end, before more training (the
-        loop does); a later call with the same ``epoch`` returns the cached outputs.
+        Rows are computed once per epoch: a later call with the same ``epoch`` returns the cached
+        outputs, computing only rows it did not hold yet. The caller is responsible for calling it
+        at the epoch's end, before more training (the loop does).
         """
-        if self._cache is not None and self._cache.epoch == int(epoch):
-            return self._cache
-        rows = {}
-        for (d, split), idx in self._want.items():
-            dom = self.run.domains[d]
-            if len(idx) == 0:
-                rows[(d, split)] = (idx, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
+        if self._cache is None or self._cache.epoch != int(epoch):
+            self._cache = EpochOutputs(epoch, {})
+        want = dict(self._want)
+        for key, idx in (extra or {}).items():
+            idx = np.asarray(idx, np.int64)
+            want[key] = np.union1d(want[key], idx) if key in want else np.unique(idx)
+        for key, idx in want.items():
+            have = self._cache.rows.get(key)
+            todo = idx if have is None else np.setdiff1d(idx, have[0])
+            if have is not None and len(todo) == 0:
                 continue
-            x = (dom.x_test if split == TEST else dom.x_train)[idx]
-            feats, logits = batched(self.run.method.infer, x, self.batch_size)
-            rows[(d, split)] = (idx, feats.reshape(len(idx), -1), logits.reshape(len(idx), -1))
-        self._cache = EpochOutputs(epoch, rows)
+            feats, logits = self._forward(key, todo)
+            if have is not None:
+                order = np.argsort(np.concatenate([have[0], todo]), kind="stable")
+                todo = np.concatenate([have[0], todo])[order]
+                feats = np.concatenate([have[1], feats])[order]
+                logits = np.concatenate([have[2], logits])[order]
+            self._cache.rows[key] = (todo, feats, logits)
         return self._cache
+
+    def _forward(self, key: Tuple[int, str], idx: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        d, split = key
+        if len(idx) == 0:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        dom = self.run.domains[d]
+        x = (dom.x_test if split == TEST else dom.x_train)[idx]
+        feats, logits = batched(self.run.method.infer, x, self.batch_size)
+        return feats.reshape(len(idx), -1), logits.reshape(len(idx), -1)
 
     def invalidate(self) -> None:
         """Forget the cached pass (after loading other weights into the method)."""

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
-from ..data import DataError, Domain, load_domain
-from ..data.pairing import harmonise
+from ..data import DataError, Domain
+from ..data.prepared import prepare
 from ..data.sampling import k_shot_indices
 from ..methods import METHODS, Method, build_method
 from ..methods.base import SOURCE, TARGET_ALL
@@ -131,7 +131,7 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     init_state, init_from = _init_state(config, kb)
     names = [*config.sources, config.target, *config.eval_domains]
     roles = ["source"] * len(config.sources) + ["target"] + ["eval"] * len(config.eval_domains)
-    domains, record = harmonise([load_domain(n, data_dir) for n in names], roles)
+    domains, record = prepare(names, roles, data_dir)  # disk-cached for benchmark files
     for msg in record.get("notes", []):
         _note(notes, "warning", msg)
     srcs = [d for d, r in zip(domains, roles) if r == "source"]

@@ -77,10 +77,6 @@ class KBRecorder(Callback):
         self._every = int(self.snapshot_every or max(1, cfg.epochs // 5))
         self._sample = [stratified_sample(d.y_test, self.feature_cap, cfg.seed) if self.feature_cap else
                         np.zeros(0, np.int64) for d in run.domains]
-        if run.inference is None:
-            run.inference = InferencePass(run)
-        for i, idx in enumerate(self._sample):
-            run.inference.request(i, TEST, idx)  # snapshots read the epoch's shared forward pass
         src = run.source
         meta = {"environment": dict(run.environment), "harmonisation": run.harmonisation,
                 "domains": [d.name for d in run.domains], "class_names": list(src.class_names),
@@ -156,8 +152,8 @@ class KBRecorder(Callback):
 
 def features_snapshot(run, sample: List[np.ndarray], epoch: int = 0) -> Dict[str, Any]:
     """Features, labels, predictions and domain ids of the sampled test rows of every domain, read
-    from the run's shared forward pass of ``epoch`` (:class:`lepton.training.inference.InferencePass`;
-    rows not requested before are requested now, which costs a new pass).
+    from the run's shared forward pass of ``epoch`` (:class:`lepton.training.inference.InferencePass`:
+    only rows that pass has not computed yet are run).
 
     Parameters
     ----------
@@ -175,9 +171,7 @@ def features_snapshot(run, sample: List[np.ndarray], epoch: int = 0) -> Dict[str
     """
     if run.inference is None:
         run.inference = InferencePass(run)
-    for i, idx in enumerate(sample):
-        run.inference.request(i, TEST, idx)
-    out = run.inference.at(epoch)
+    out = run.inference.at(epoch, {(i, TEST): idx for i, idx in enumerate(sample) if len(idx)})
     feats, labels, preds, dom, index = [], [], [], [], []
     for i, (d, idx) in enumerate(zip(run.domains, sample)):
         if len(idx) == 0:

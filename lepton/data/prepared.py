@@ -1,0 +1,152 @@
+"""Preparation once: loading, resizing and harmonising benchmark domains is cached on disk per
+(domains, roles) and reused by later runs and processes.
+
+The cache key holds everything the result depends on, so a changed file or option never serves
+stale data: each domain's name (shift operators and their values are part of it), the role of each,
+the size and modification time of every file its loader reads, and a hash of the source code of the
+data package (a new loader or pairing rule makes a new key). Only pairs whose every domain reads
+files (the benchmarks and their shifted versions) are cached; built-in and uploaded domains load
+in memory quickly and are prepared each time.
+
+Layout: ``<cache>/prepared/<key>.npz`` (arrays, ``allow_pickle=False``) beside ``<key>.json``
+(names, classes, provenance and the harmonisation record), written atomically, JSON last.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..paths import resolve_data_dir
+from .domain import Domain
+
+_CODE_HASH: Optional[str] = None
+
+
+def cache_dir() -> Path:
+    """``$LEPTON_CACHE_DIR`` or ``<knowledge-base home>/cache``."""
+    env = os.environ.get("LEPTON_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from ..paths import default_home
+    return Path(default_home()) / "cache"
+
+
+def _code_hash() -> str:
+    global _CODE_HASH
+    if _CODE_HASH is None:
+        h = hashlib.sha256()
+        for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+            h.update(p.name.encode() + p.read_bytes())
+        _CODE_HASH = h.hexdigest()[:16]
+    return _CODE_HASH
+
+
+def _files(name: str, ddir: Path) -> Optional[List[Path]]:
+    """Files a (possibly shifted) registered domain reads, or ``None`` when it reads none."""
+    from . import benchmarks, builtin, shifts  # noqa: F401  (registers the domains)
+    from .catalog import DOMAINS
+    base = shifts.parse_name(name)[0] if ":" in name else name
+    if base not in DOMAINS:
+        return None
+    spec = DOMAINS.get(base)
+    return list(spec.files(ddir)) if spec.files is not None else None
+
+
+def cache_key(names: Sequence[str], roles: Sequence[str], data_dir=None) -> Optional[str]:
+    """The key of a pair's prepared data, or ``None`` when it is not cached (see the module docstring)."""
+    ddir = resolve_data_dir(data_dir)
+    parts = {"names": list(names), "roles": list(roles), "code": _code_hash(), "files": []}
+    for n in names:
+        files = _files(n, ddir)
+        if not files:
+            return None
+        for p in files:
+            try:
+                st = p.stat()
+            except OSError:
+                return None  # missing: the loader reports it
+            parts["files"].append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _save(path: Path, domains: List[Domain], record: Dict[str, object]) -> None:
+    arrays = {}
+    for i, d in enumerate(domains):
+        for k in ("x_train", "y_train", "x_test", "y_test"):
+            arrays[f"{i}_{k}"] = getattr(d, k)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    meta = {"domains": [{"name": d.name, "modality": d.modality, "class_names": list(d.class_names),
+                         "source": d.source, "content_fraction": d.content_fraction, "notes": d.notes}
+                        for d in domains], "record": record}
+    text = json.dumps(meta, default=str)  # before any write: an unserialisable record caches nothing
+    _atomic_write(path.with_suffix(".npz"), buf.getvalue())
+    _atomic_write(path.with_suffix(".json"), text.encode())
+
+
+def _load(path: Path) -> Optional[Tuple[List[Domain], Dict[str, object]]]:
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+        with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
+            doms = [Domain(m["name"], m["modality"], z[f"{i}_x_train"], z[f"{i}_y_train"], z[f"{i}_x_test"],
+                           z[f"{i}_y_test"], list(m["class_names"]), m["source"], float(m["content_fraction"]),
+                           dict(m["notes"])) for i, m in enumerate(meta["domains"])]
+        return doms, meta["record"]
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # absent or damaged: prepare again
+
+
+def prepare(names: Sequence[str], roles: Sequence[str], data_dir=None, cache: bool = True
+            ) -> Tuple[List[Domain], Dict[str, object]]:
+    """Load and harmonise ``names`` (see :func:`lepton.data.pairing.harmonise`), through the disk cache.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Domain names, in the order of ``roles``.
+    roles : sequence of str
+        ``source``, ``target`` or ``eval`` per domain.
+    data_dir : path-like, optional
+    cache : bool
+        Read and write the disk cache (``LEPTON_PREP_CACHE=0`` turns it off too).
+
+    Returns
+    -------
+    domains : list of Domain
+    record : dict
+        The harmonisation record.
+
+    Raises
+    ------
+    lepton.data.DataError, lepton.registry.UnknownNameError
+        As :func:`lepton.data.load_domain` and :func:`lepton.data.pairing.harmonise`.
+    """
+    from .catalog import load_domain
+    from .pairing import harmonise
+    use = cache and os.environ.get("LEPTON_PREP_CACHE", "1") != "0"
+    key = cache_key(names, roles, data_dir) if use else None
+    path = cache_dir() / "prepared" / key if key else None
+    if path is not None and path.with_suffix(".json").exists():
+        got = _load(path)
+        if got is not None:
+            return got
+    domains, record = harmonise([load_domain(n, data_dir) for n in names], roles)
+    if path is not None:
+        try:
+            _save(path, domains, record)
+        except (OSError, TypeError, ValueError):
+            pass  # a cache that cannot be written is only slower
+    return domains, record
