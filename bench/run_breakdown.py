@@ -68,7 +68,7 @@ def main() -> None:
             timed(c, "update", "optimisation steps")
     timed(Method, "update", "optimisation steps")
     timed(inference.InferencePass, "at", "per-epoch forward pass (evaluation, scores, snapshot rows)")
-    timed(KBRecorder, "_snapshot", "snapshots: writing")
+    timed(KBRecorder, "_snapshot", "snapshots (their extra rows' forward pass, writing)")
     timed(loop, "_finish", "final full-test evaluation")
     timed(plan_mod, "prepare", "data preparation")
     timed(KnowledgeBase, "finish_run", "checkpoints and summary: writing")
