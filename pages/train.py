@@ -61,26 +61,21 @@ config = RunConfig(source=(source, *extra), target=target, method=method, hparam
 blocked = widgets.show_problems(state.check(config.to_json()))
 
 jm = state.jobs()
-
-
-def _start(cfg: RunConfig) -> None:
-    """Start the run in the button's callback, before the page reruns: the same rerun draws the panel."""
-    try:
-        jid = jm.start(cfg)
-    except ValueError as e:
-        st.session_state["start_error"] = core_jobs.explain_error(e)
-    else:
-        st.session_state[state.JOB_KEY] = jid
-        st.session_state.setdefault("own_jobs", []).append(jid)
-        jm.wait_first_step(jid, 1.0)  # the rerun that follows then draws the first progress
-
-
 job_id = state.current_job_id()
 own_active = job_id is not None and job_id in st.session_state.get("own_jobs", []) and jm.get(job_id).active
-st.button("Start training", type="primary", icon=":material/play_arrow:", key="start", on_click=_start, args=(config,),
-          disabled=blocked or own_active, help="Runs in the background; you can switch pages meanwhile.")
-if "start_error" in st.session_state:
-    st.error(st.session_state.pop("start_error"))
+# Started in the script, not in an on_click callback: a callback gets the config of the previous run,
+# which is stale when the widgets changed and no run has finished since (seen under load).
+if st.button("Start training", type="primary", icon=":material/play_arrow:", key="start",
+             disabled=blocked or own_active, help="Runs in the background; you can switch pages meanwhile."):
+    try:
+        job_id = jm.start(config)
+    except ValueError as e:
+        st.error(core_jobs.explain_error(e))
+    else:
+        st.session_state[state.JOB_KEY] = job_id
+        st.session_state.setdefault("own_jobs", []).append(job_id)
+        jm.wait_first_step(job_id, 1.0)  # so the rerun below already draws the first progress
+        st.rerun()
 
 others = [j for j in jm.active() if j.id != job_id and j.kind == "run"]
 if others:
