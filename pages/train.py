@@ -65,8 +65,11 @@ job_id = state.current_job_id()
 own_active = job_id is not None and job_id in st.session_state.get("own_jobs", []) and jm.get(job_id).active
 # Started in the script, not in an on_click callback: a callback gets the config of the previous run,
 # which is stale when the widgets changed and no run has finished since (seen under load).
+# The button stays enabled until the live panel's first full rerun (a fraction of a second); a click
+# meanwhile starts nothing (own_active).
 if st.button("Start training", type="primary", icon=":material/play_arrow:", key="start",
-             disabled=blocked or own_active, help="Runs in the background; you can switch pages meanwhile."):
+             disabled=blocked or own_active, help="Runs in the background; you can switch pages meanwhile.") \
+        and not own_active:
     try:
         job_id = jm.start(config)
     except ValueError as e:
@@ -74,8 +77,8 @@ if st.button("Start training", type="primary", icon=":material/play_arrow:", key
     else:
         st.session_state[state.JOB_KEY] = job_id
         st.session_state.setdefault("own_jobs", []).append(job_id)
-        jm.wait_first_step(job_id, 1.0)  # so the rerun below already draws the first progress
-        st.rerun()
+        jm.wait_first_step(job_id, 1.0)  # so the panel below already draws the first progress
+        st.session_state[live.JUST_STARTED] = True
 
 others = [j for j in jm.active() if j.id != job_id and j.kind == "run"]
 if others:

@@ -19,6 +19,7 @@ STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":material/dir
 
 
 ACTIVE = ("starting", "running", "stopping")
+JUST_STARTED = "lepton_just_started"  # set by the page that started a job in this run
 
 
 def _poll(job_id: str, draw, draw_slow=None) -> None:
@@ -27,7 +28,9 @@ def _poll(job_id: str, draw, draw_slow=None) -> None:
     job's first step is on screen, then both every ``POLL_S`` seconds."""
     status = state.jobs().get(job_id).snapshot()["status"]
     active = status in ACTIVE
-    fast = status == "starting"
+    # fast polling until the first step is on screen, then one full rerun (it also disables the Start
+    # button of the run that started the job)
+    fast = status == "starting" or bool(st.session_state.pop(JUST_STARTED, False))
     shown = []  # fast polling: ticks that drew a started job (kept across the fragment's reruns)
 
     @st.fragment(run_every=(FIRST_POLL_S if fast else POLL_S) if active else None)
