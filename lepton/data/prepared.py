@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..fileio import atomic_write_bytes
 from ..paths import resolve_data_dir
 from .domain import Domain
 
@@ -75,13 +76,6 @@ def cache_key(names: Sequence[str], roles: Sequence[str], data_dir=None) -> Opti
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _save(path: Path, domains: List[Domain], record: Dict[str, object]) -> None:
     arrays = {}
     for i, d in enumerate(domains):
@@ -93,8 +87,9 @@ def _save(path: Path, domains: List[Domain], record: Dict[str, object]) -> None:
                          "source": d.source, "content_fraction": d.content_fraction, "notes": d.notes}
                         for d in domains], "record": record}
     text = json.dumps(meta, default=str)  # before any write: an unserialisable record caches nothing
-    _atomic_write(path.with_suffix(".npz"), buf.getvalue())
-    _atomic_write(path.with_suffix(".json"), text.encode())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path.with_suffix(".npz"), buf.getvalue())
+    atomic_write_bytes(path.with_suffix(".json"), text.encode())
 
 
 def _load(path: Path) -> Optional[Tuple[List[Domain], Dict[str, object]]]:

@@ -69,7 +69,7 @@ class Housekeeping:
         if int(keep) < 0:
             raise ValueError(f"keep must be >= 0, got {keep}")
         runs = self.list_runs()
-        old = [r for r in runs[runs["status"].isin(FINISHED)]["run_id"]][int(keep):]  # list_runs is newest first
+        old = list(runs[runs["status"].isin(FINISHED)]["run_id"])[int(keep):]  # list_runs is newest first
         out = []
         for rid in old:
             d = self.run_dir(rid)
@@ -80,14 +80,13 @@ class Housekeeping:
             files = [f for f in files if f.is_file()]
             if not files:
                 continue
-            before = folder_bytes(d)
+            freed = _unique_bytes(files, d)
             if not dry_run:
                 for f in files:
                     try:
                         f.unlink()
                     except FileNotFoundError:
                         pass
-            freed = before - folder_bytes(d) if not dry_run else _unique_bytes(files, d)
             out.append({"run_id": rid, "files": [str(f.relative_to(d)) for f in files], "freed_bytes": int(freed)})
         return out
 

@@ -59,10 +59,17 @@ class InferencePass:
         Its ``method.infer`` and ``domains`` are used.
     batch_size : int
         Rows per forward pass (no autograd, so large batches are cheap).
+
+    Attributes
+    ----------
+    named : dict
+        Row sets a reader keeps by name (the loop's evaluation rows: ``source``, ``target``,
+        ``unlabelled``), so they are drawn once per run.
     """
 
     def __init__(self, run, batch_size: int = 2048):
         self.run, self.batch_size = run, int(batch_size)
+        self.named: Dict[str, np.ndarray] = {}
         self._want: Dict[Tuple[int, str], np.ndarray] = {}
         self._cache: Optional[EpochOutputs] = None
 

@@ -224,6 +224,7 @@ def _eval_rows(run: RunState) -> Dict[str, np.ndarray]:
 def _request_eval_rows(run: RunState) -> None:
     run.inference = InferencePass(run)
     rows, si, ti = _eval_rows(run), run.roles.index("source"), run.roles.index("target")
+    run.inference.named = rows  # drawn once per run; every epoch reads the same rows
     run.inference.request(si, TEST, rows["source"])
     run.inference.request(ti, TEST, rows["target"])
     run.inference.request(ti, TRAIN, rows["unlabelled"])
@@ -245,7 +246,7 @@ def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[
     """
     if run.inference is None:
         _request_eval_rows(run)
-    out, rows, task = run.inference.at(epoch), _eval_rows(run), run.task
+    out, rows, task = run.inference.at(epoch), run.inference.named, run.task
     si, ti = run.roles.index("source"), run.roles.index("target")
 
     def acc(d: int, dom: Domain, idx: np.ndarray) -> float:
