@@ -1,5 +1,5 @@
 """Where Lepton keeps things: the knowledge base (``$LEPTON_HOME``) and the data folder
-(``$LEPTON_DATA_DIR``). The one module that reads those variables."""
+(``$LEPTON_DATA_DIR``) and the cache (``$LEPTON_CACHE_DIR``). The one module that reads those variables."""
 from __future__ import annotations
 
 import os
@@ -27,6 +27,21 @@ def default_home() -> Path:
     if sys.platform == "darwin":
         return home / "Library" / "Application Support" / "lepton"
     return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "lepton"
+
+
+def cache_dir() -> Path:
+    """Where derived, rebuildable files live (prepared data, listings): ``$LEPTON_CACHE_DIR``, else
+    ``<knowledge-base home>/cache``. Deleting it loses nothing but time.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created here).
+    """
+    env = os.environ.get("LEPTON_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return default_home() / "cache"
 
 
 def resolve_data_dir(data_dir: Optional[os.PathLike] = None) -> Path:

@@ -160,7 +160,34 @@ def test_prepared_pair_is_cached_on_disk_and_keyed_by_files_and_options(data_dir
     k_copy = prepared.cache_key(names, roles, copy)
     os.utime(copy / "usps" / "usps.t.bz2", ns=(1, 1))  # the same bytes, touched: never trust it
     assert prepared.cache_key(names, roles, copy) not in (k, k_copy)
-    assert prepared.cache_key(["digits", "digits-small"], roles) is None  # built-ins are not cached
+    builtin = prepared.cache_key(["digits", "digits-small"], roles)  # keyed on scikit-learn's bundled file
+    assert builtin is not None and builtin != prepared.cache_key(["digits", "digits-noisy"], roles)
+    assert prepared.cache_key([str(tmp_path / "t.csv"), "digits"], roles) is None  # custom paths are not
+
+
+def test_listings_import_no_torch_once_cached(data_dir, tmp_path):
+    """``domains`` and ``methods`` answer from the cache without torch or scikit-learn, with the same
+    text as when built; a changed file makes a new key."""
+    import subprocess
+    import sys
+    env = dict(os.environ, LEPTON_CACHE_DIR=str(tmp_path / "cache"), LEPTON_HOME=str(tmp_path / "home"),
+               LEPTON_DATA_DIR=str(data_dir))
+    probe = ("import sys, runpy; sys.argv = ['lepton', {cmd!r}]\n"
+             "try: runpy.run_module('lepton', run_name='__main__')\n"
+             "except SystemExit: pass\n"
+             "print('HEAVY', sorted(m for m in ('torch', 'sklearn', 'umap') if m in sys.modules))")
+    outs = []
+    for cmd in ("domains", "methods"):
+        for _ in range(2):
+            p = subprocess.run([sys.executable, "-c", probe.format(cmd=cmd)], env=env, capture_output=True,
+                               text=True, timeout=300)
+            assert p.returncode == 0, p.stderr
+            outs.append(p.stdout)
+        first, second = outs[-2:]
+        assert first.rsplit("HEAVY", 1)[0] == second.rsplit("HEAVY", 1)[0]
+        assert second.rsplit("HEAVY", 1)[1].strip() == "[]", (cmd, second[-200:])
+    assert "usps" in outs[1] and "7291" in outs[1]
+    assert "dann:" in outs[3] and "trade_off" in outs[3]
 
 
 def json_round(obj):

@@ -21,7 +21,8 @@ def _fmt(v) -> str:
 
 
 def cmd_domains(args) -> int:
-    from ..data import list_domains, load_domain, resolve_data_dir
+    from ..data import list_domains, resolve_data_dir
+    from ..data.prepared import domain_summary
     ddir = resolve_data_dir(args.data_dir)
     rows = list_domains(ddir)
     if args.json:
@@ -31,8 +32,8 @@ def cmd_domains(args) -> int:
     print(f"{'name':18s} {'modality':9s} {'train':>7s} {'test':>7s} {'shape':12s} description")
     for r in rows:
         if r["available"]:
-            d = load_domain(r["name"], ddir)
-            tr, te, shape = d.sizes()["train"], d.sizes()["test"], "x".join(map(str, d.input_shape))
+            info = domain_summary(r["name"], ddir)
+            tr, te, shape = info["train"], info["test"], "x".join(map(str, info["shape"]))
         else:
             tr = te = "-"
             shape = "missing files"
@@ -43,23 +44,18 @@ def cmd_domains(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    from ..methods import METHODS
-    out = []
-    for name in METHODS.names():
-        cls = METHODS.get(name)
-        hp = {k: {"default": h.default, "low": h.low, "high": h.high, "choices": h.choices, "help": h.help}
-              for k, h in cls.all_hparams().items()}
-        out.append({"name": name, "summary": cls.summary, "target_labels": cls.target_labels(),
-                    "needs": list(cls.needs),
-                    "oracle": cls.oracle, "hparams": hp})
+    from ..methods_listing import method_listing
+    out = method_listing()
     if args.json:
+        for m in out:
+            for h in m["hparams"].values():
+                h.pop("describe", None)
         print(json.dumps(out))
         return 0
-    for name in METHODS.names():
-        cls = METHODS.get(name)
-        print(f"{name}: {cls.summary}")
-        for k, h in cls.all_hparams().items():
-            print(f"    {k:18s} {h.describe()}")
+    for m in out:
+        print(f"{m['name']}: {m['summary']}")
+        for k, h in m["hparams"].items():
+            print(f"    {k:18s} {h['describe']}")
     return 0
 
 

@@ -47,12 +47,24 @@ def load_digits_domain(data_dir: Path = None) -> Domain:
     )
 
 
+def digits_files(data_dir: Path = None) -> list:
+    """The file scikit-learn's ``load_digits`` reads (found without importing scikit-learn), so that the
+    preparation cache can key built-in domains on it like any benchmark file."""
+    import importlib.util
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return [Path("sklearn/datasets/data/digits.csv.gz")]  # reported missing: install scikit-learn
+    return [Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"]
+
+
 def _register() -> None:
     if "digits" in DOMAINS:
         return
-    DOMAINS.add("digits", DomainSpec("digits", "image", "scikit-learn's bundled 8x8 handwritten digits", load_digits_domain))
+    DOMAINS.add("digits", DomainSpec("digits", "image", "scikit-learn's bundled 8x8 handwritten digits",
+                                     load_digits_domain, digits_files))
     for name, (spec, desc) in NAMED_SHIFTS.items():
-        DOMAINS.add(name, DomainSpec(name, "image", f"{desc} (= digits:{spec})", _named_loader(name, spec)))
+        DOMAINS.add(name, DomainSpec(name, "image", f"{desc} (= digits:{spec})", _named_loader(name, spec),
+                                     digits_files))
 
 
 def _named_loader(name: str, spec: str):

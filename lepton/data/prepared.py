@@ -5,8 +5,8 @@ The cache key holds everything the result depends on, so a changed file or optio
 stale data: each domain's name (shift operators and their values are part of it), the role of each,
 the size and modification time of every file its loader reads, and a hash of the source code of the
 data package (a new loader or pairing rule makes a new key). Only pairs whose every domain reads
-files (the benchmarks and their shifted versions) are cached; built-in and uploaded domains load
-in memory quickly and are prepared each time.
+files (the benchmarks, the built-in digits through scikit-learn's bundled file, and their shifted
+versions) are cached; uploaded and custom-path domains are prepared each time.
 
 Layout: ``<cache>/prepared/<key>.npz`` (arrays, ``allow_pickle=False``) beside ``<key>.json``
 (names, classes, provenance and the harmonisation record), written atomically, JSON last.
@@ -23,19 +23,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..fileio import atomic_write_bytes
-from ..paths import resolve_data_dir
+from ..paths import cache_dir, resolve_data_dir
 from .domain import Domain
 
 _CODE_HASH: Optional[str] = None
-
-
-def cache_dir() -> Path:
-    """``$LEPTON_CACHE_DIR`` or ``<knowledge-base home>/cache``."""
-    env = os.environ.get("LEPTON_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    from ..paths import default_home
-    return Path(default_home()) / "cache"
 
 
 def _code_hash() -> str:
@@ -145,3 +136,45 @@ def prepare(names: Sequence[str], roles: Sequence[str], data_dir=None, cache: bo
         except (OSError, TypeError, ValueError):
             pass  # a cache that cannot be written is only slower
     return domains, record
+
+
+def domain_summary(name: str, data_dir=None) -> Dict[str, object]:
+    """Train/test sizes and input shape of a domain, for listings, through the disk cache.
+
+    A benchmark's summary is stored beside the prepared pairs under the same kind of key (file sizes,
+    modification times, data-code hash), so ``python -m lepton domains`` reads the big files once.
+
+    Parameters
+    ----------
+    name : str
+        A registered (possibly shifted) domain name.
+    data_dir : path-like, optional
+
+    Returns
+    -------
+    dict
+        ``train`` (int), ``test`` (int), ``shape`` (list of int).
+
+    Raises
+    ------
+    lepton.data.DataError, lepton.registry.UnknownNameError
+        As :func:`lepton.data.load_domain`.
+    """
+    from .catalog import load_domain
+    use = os.environ.get("LEPTON_PREP_CACHE", "1") != "0"
+    key = cache_key([name], ["summary"], data_dir) if use else None
+    path = cache_dir() / "prepared" / f"summary-{key}.json" if key else None
+    if path is not None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+    d = load_domain(name, data_dir)
+    out = {"train": int(d.sizes()["train"]), "test": int(d.sizes()["test"]), "shape": list(d.input_shape)}
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, json.dumps(out).encode())
+        except OSError:
+            pass
+    return out
