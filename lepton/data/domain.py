@@ -24,7 +24,8 @@ class Domain:
     x_train, x_test : np.ndarray
         float32. Images are ``(N, C, H, W)`` with values in [0, 1]; feature vectors are ``(N, D)``.
     y_train, y_test : np.ndarray
-        int64 ``(N,)`` class indices into ``class_names``.
+        int64 ``(N,)`` class indices into ``class_names``; ``-1`` throughout for an unlabelled
+        domain (see :attr:`labelled`).
     class_names : list of str
         Names of the classes; index ``i`` is label ``i``.
     source : str
@@ -51,6 +52,12 @@ class Domain:
         if self.modality not in ("image", "features"):
             raise DataError(f"domain {self.name!r}: modality must be 'image' or 'features', got {self.modality!r}")
         for split in ("train", "test"):
+            x = getattr(self, f"x_{split}")
+            if isinstance(x, np.ndarray) and x.strides != _c_strides(x):
+                # one memory layout for the same values: a (N, 1, H, W) array with odd strides is both
+                # contiguous and channels-last to torch, whose convolutions then round differently, so a
+                # freshly prepared domain and its cached copy would train to different last bits
+                setattr(self, f"x_{split}", x.copy(order="C"))
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if len(x) != len(y):
                 raise DataError(f"domain {self.name!r}: {split} has {len(x)} inputs but {len(y)} labels")
@@ -60,6 +67,12 @@ class Domain:
         """Shape of one input: ``(C, H, W)`` for images, ``(D,)`` for feature vectors."""
         x = self.x_train if len(self.x_train) else self.x_test
         return tuple(int(s) for s in x.shape[1:])
+
+    @property
+    def labelled(self) -> bool:
+        """False for an unlabelled domain (every label ``-1``): usable as an adaptation target, with
+        no accuracy to report."""
+        return not (np.any(self.y_train < 0) or np.any(self.y_test < 0))
 
     @property
     def n_classes(self) -> int:
@@ -89,8 +102,19 @@ class Domain:
     def class_counts(self, split: str = "train") -> Dict[str, int]:
         """Examples per class name in a split."""
         _, y = self.split(split)
+        if not self.labelled:
+            return {}
         counts = np.bincount(y, minlength=self.n_classes)
         return {c: int(n) for c, n in zip(self.class_names, counts)}
+
+
+def _c_strides(a: np.ndarray) -> Tuple[int, ...]:
+    """The strides of a fresh C-ordered array of ``a``'s shape and dtype."""
+    out, step = [], a.itemsize
+    for n in reversed(a.shape):
+        out.append(step)
+        step *= max(int(n), 1)
+    return tuple(reversed(out))
 
 
 def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
