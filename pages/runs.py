@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from lepton.kb import matrix
 from ui import charts, explore, state, widgets
 
 state.require_app_frame()
@@ -18,7 +19,9 @@ explore.require_runs(runs)
 
 pct = st.column_config.NumberColumn(format="percent")
 view = runs[["run_id", "created", "status", "method", "source", "target", "epochs", "seed", "source_acc",
-             "target_acc", "target_acc_oracle", "wall_time_s"]]
+             "target_acc", "target_acc_oracle", "wall_time_s"]].copy()
+if "flags" in runs:
+    view.insert(3, "flags", runs["flags"].fillna(""))  # "diverged": losses ran away or accuracy is at chance
 version = st.session_state.get("runs_table_version", 0)  # bumped after a delete: clears the selection
 event = st.dataframe(view, hide_index=True, key="runs_table" + (f"_{version}" if version else ""), on_select="rerun", selection_mode="multi-row",
                      column_config={"source_acc": st.column_config.NumberColumn("source acc", format="percent"),
@@ -26,6 +29,9 @@ event = st.dataframe(view, hide_index=True, key="runs_table" + (f"_{version}" if
                                                                                 help="label-free checkpoint"),
                                     "target_acc_oracle": st.column_config.NumberColumn("oracle", format="percent"),
                                     "wall_time_s": st.column_config.NumberColumn("time (s)", format="%.1f"),
+                                    "flags": st.column_config.TextColumn(
+                                        "flags", help="diverged: its losses ran away or its accuracy is at chance, so "
+                                        "its numbers are not results; chance: target accuracy at chance"),
                                     "run_id": st.column_config.TextColumn("run", width="small")})
 picked = [runs.iloc[i]["run_id"] for i in (event["selection"]["rows"] if event else []) if i < len(runs)]
 st.caption("Tick rows (left edge) to compare runs." if not picked else f"{len(picked)} run(s) selected.")
@@ -64,8 +70,46 @@ if picked:
                 st.rerun()
 
 st.divider()
-done = runs[runs["status"].isin(explore.FINISHED)]
-if done["target_acc"].notna().any():
-    st.plotly_chart(charts.transfer_matrix(done), key="transfer_matrix")
-    st.caption("Each cell: the best target accuracy (label-free checkpoint) of the stored runs from that source "
-               "to that target. The diagonal is in-domain accuracy.")
+CHECKPOINTS = {"selected": "label-free selected", "last": "last epoch",
+               "oracle": "oracle checkpoint (uses target labels)"}
+
+
+@st.cache_data(show_spinner=False, ttl=600)
+def oracle_methods() -> list:
+    """Registered methods that train on target labels (``Method.oracle``); ``target-only`` is always one."""
+    try:
+        from lepton.methods_listing import method_listing
+        return sorted(m["name"] for m in method_listing() if m.get("oracle") or m.get("target_labels") == "all")
+    except Exception:  # noqa: BLE001 - the listing is a nicety: matrix.ORACLE_METHODS still applies
+        return []
+
+
+oracles = oracle_methods()
+c1, c2, c3 = st.columns([2, 3, 2])
+with_oracles = c3.checkbox("Include oracle methods", key="tm_oracle_methods",
+                           help="Methods that train on labelled target data (target-only): an upper bound, "
+                                "not adaptation. Listed after the others and labelled.")
+options = matrix.method_options(runs, oracles, include_oracle=with_oracles)
+if not options:
+    st.info("No completed runs for a transfer matrix yet" + ("" if with_oracles else
+            " (oracle methods are left out: tick **Include oracle methods** to see them)") + ".",
+            icon=":material/info:")
+else:
+    if st.session_state.get("tm_method") not in options:
+        st.session_state.pop("tm_method", None)  # e.g. an oracle method after unticking: back to the default
+    method = c1.selectbox("Method", options, key="tm_method", format_func=lambda m: matrix.method_label(m, oracles),
+                          help="One method at a time; the default has the most completed runs.")
+    ck = c2.radio("Checkpoint", list(CHECKPOINTS), format_func=CHECKPOINTS.get, key="tm_checkpoint",
+                  horizontal=True, help="label-free selected: the run's model, chosen without target labels. "
+                                        "oracle: the epoch picked with target test labels, for comparison only.")
+    try:
+        tm = matrix.transfer_matrix(runs, method, ck, oracles)
+    except ValueError as e:
+        tm = None
+        st.info(f"No transfer matrix: {e}", icon=":material/info:")
+    if tm is not None and tm.empty:
+        st.info(f"No completed run of {matrix.method_label(method, oracles)} has a {CHECKPOINTS[ck]} accuracy"
+                + (f" ({tm.diverged} diverged run(s) left out)" if tm.diverged else "") + ".", icon=":material/info:")
+    elif tm is not None:
+        st.plotly_chart(charts.transfer_matrix(tm), key="transfer_matrix")
+        st.caption(tm.caption() + " Rows: source, columns: target; the diagonal is in-domain accuracy.")

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 SOURCE, TARGET, EXTRA = "#2563eb", "#ea580c", "#16a34a"
 ROLE_COLORS = {"source": SOURCE, "target": TARGET, "eval": EXTRA}
-CORRECT_COLORS = {"correct": "#16a34a", "wrong": "#dc2626"}
+CORRECT_COLORS = {"correct": "#16a34a", "wrong": "#dc2626", "no label": "#94a3b8"}
 CHECKPOINT_NAMES = {"selected": "label-free choice", "last": "last epoch", "oracle": "oracle (uses target labels)"}
 WEBGL_ABOVE = 1000  # points; plotly's own threshold for scattergl
 
@@ -59,6 +59,12 @@ def accuracy_bars(table: List[dict]) -> go.Figure:
     df = pd.DataFrame(table)
     if df.empty:
         return _layout(go.Figure(), "No accuracy recorded")
+    title = "Test accuracy per domain"
+    if "labelled" in df:
+        unlabelled = sorted(set(df.loc[df["labelled"] == False, "domain"]))  # noqa: E712 (NaN-safe)
+        df = df[df["labelled"] != False]  # noqa: E712
+        if unlabelled:
+            title += f" — {', '.join(unlabelled)}: no labels, no accuracy"
     df["checkpoint"] = df["checkpoint"].map(lambda c: CHECKPOINT_NAMES.get(c, c))
     df["bar"] = df["role"] + ": " + df["domain"]
     fig = px.bar(df, x="bar", y="accuracy", color="checkpoint", barmode="group", text_auto=".1%",
@@ -66,7 +72,7 @@ def accuracy_bars(table: List[dict]) -> go.Figure:
                  hover_data={"n": True, "domain": True, "bar": False})
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title=None)
     fig.update_xaxes(title=None)
-    return _layout(fig, "Test accuracy per domain", height=340)
+    return _layout(fig, title, height=340)
 
 
 def per_class_bars(per_class: List[dict]) -> go.Figure:
@@ -96,7 +102,7 @@ def feature_map(df: pd.DataFrame, color_by: str, title: str = "", height: int = 
     df = df.copy()
     df["label"] = df["label"].astype(str)
     df["pred"] = df["pred"].astype(str)
-    df["result"] = df["correct"].map({True: "correct", False: "wrong"})
+    df["result"] = df["correct"].astype(object).map({True: "correct", False: "wrong"}).fillna("no label")
     color = {"domain": "domain", "class": "label", "correct": "result"}[color_by]
     cmap = CORRECT_COLORS if color_by == "correct" else None
     if color_by == "domain":  # by role: the target keeps its colour whatever the number of sources
@@ -158,13 +164,22 @@ def overlay_curves(curves: Dict[str, Sequence[dict]]) -> go.Figure:
     return _layout(fig, "Accuracy per epoch (solid: target, dotted: source)", height=380)
 
 
-def transfer_matrix(runs: pd.DataFrame) -> go.Figure:
-    """Heatmap source x target -> best stored target accuracy (label-free checkpoint)."""
-    df = runs.dropna(subset=["target_acc"])
-    piv = df.pivot_table(index="source", columns="target", values="target_acc", aggfunc="max")
-    fig = px.imshow(piv, text_auto=".0%", color_continuous_scale="Blues", zmin=0, zmax=1, aspect="auto",
-                    labels=dict(x="target", y="source", color="target acc"))
-    return _layout(fig, "Transfer matrix: best target accuracy per source -> target", height=360)
+def transfer_matrix(tm) -> go.Figure:
+    """Heatmap source x target of one method at one checkpoint (a :class:`lepton.kb.matrix.TransferMatrix`):
+    colour = mean target accuracy over seeds, text = ``mean ± std (n)``."""
+    mean, hover = tm.mean, tm.text.where(tm.text != "", "no run with a value here")
+    fig = go.Figure(go.Heatmap(z=mean.to_numpy(dtype=float), x=[str(c) for c in mean.columns],
+                               y=[str(i) for i in mean.index], text=tm.text.to_numpy(), texttemplate="%{text}",
+                               customdata=hover.to_numpy(), zmin=0, zmax=1, colorscale="Blues",
+                               colorbar=dict(title="mean", tickformat=".0%"),
+                               hovertemplate="%{y} → %{x}<br>%{customdata}<br>target accuracy in %: mean ± std (n seeds)"
+                                             "<extra></extra>"))
+    fig.update_xaxes(title="target", type="category", side="bottom")
+    fig.update_yaxes(title="source", type="category", autorange="reversed")
+    what = {"selected": "label-free checkpoint", "last": "last epoch",
+            "oracle": "oracle checkpoint, uses target labels"}[tm.checkpoint]
+    who = f"{tm.method} (oracle: uses target labels)" if tm.oracle_method else tm.method
+    return _layout(fig, f"Transfer matrix: {who}, {what}, mean ± std over seeds (n)", height=360)
 
 
 def class_balance(counts: Dict[str, int], title: str = "Examples per class (train)") -> go.Figure:
