@@ -30,7 +30,8 @@ class Task:
         raise NotImplementedError
 
     def score(self, y: np.ndarray, outputs: np.ndarray) -> float:
-        """The main metric of outputs ``(N, K)`` against targets ``(N,)``; NaN for no example."""
+        """The main metric of outputs ``(N, K)`` against targets ``(N,)``; NaN for no example or an
+        unlabelled domain (targets ``-1``)."""
         raise NotImplementedError
 
     def label_free_scores(self, outputs: np.ndarray) -> Dict[str, float]:
@@ -58,7 +59,9 @@ class Classification(Task):
 
     def score(self, y: np.ndarray, outputs: np.ndarray) -> float:
         from .evaluation.metrics import accuracy
-        return accuracy(y, np.asarray(outputs).argmax(1)) if len(y) else float("nan")
+        if not len(y) or np.any(np.asarray(y) < 0):  # no examples, or an unlabelled domain (labels -1)
+            return float("nan")
+        return accuracy(y, np.asarray(outputs).argmax(1))
 
     def label_free_scores(self, outputs: np.ndarray) -> Dict[str, float]:
         from .evaluation.metrics import label_free_scores
@@ -69,6 +72,8 @@ class Classification(Task):
 
     def report(self, y: np.ndarray, outputs: np.ndarray, class_names: Sequence[str]) -> Dict[str, Any]:
         from .evaluation.metrics import confusion, per_class_accuracy
+        if len(y) and np.any(np.asarray(y) < 0):  # unlabelled target: nothing to compare with
+            return {"per_class": [], "confusion": []}
         pred = np.asarray(outputs).argmax(1) if len(y) else np.zeros(0, int)
         per_class: List[Dict[str, Any]] = per_class_accuracy(y, pred, list(class_names)).to_dict("records")
         conf = confusion(y, pred, len(class_names)).tolist() if len(pred) else []

@@ -20,6 +20,8 @@ run_id = st.selectbox("Run", ids, index=ids.index(want) if want in ids else 0, k
 st.session_state[state.EXPLORE_RUN_KEY] = run_id
 info = explore.run_info(run_id)
 cfg, summary = info["config"], info["summary"]
+for msg in summary.get("diagnosis", []):
+    st.warning(msg[0].upper() + msg[1:], icon=":material/warning:")
 
 tab_acc, tab_map = st.tabs([":material/bar_chart: Accuracy", ":material/scatter_plot: Feature map"])
 with tab_acc:
@@ -55,7 +57,8 @@ with tab_map:
     if pending:
         explore.wait_for_map(run_id, epoch, method, aligned)
     event = st.plotly_chart(fig, key="map", on_select="rerun", selection_mode=("box", "lasso"))
-    st.caption(f"{len(df):,} test points. Drag a box or lasso around dots to see those images.")
+    st.caption(f"{len(df):,} test points. Drag a box or lasso around dots to see those images."
+               + "".join(f" {n[0].upper() + n[1:]}." for n in df.attrs.get("notes", [])))
     rows = charts.selected_rows(event)
     if rows:
         sel = df[df["row"].isin(rows)]

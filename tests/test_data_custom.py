@@ -114,7 +114,9 @@ def test_csv_one_based_int_labels_warn_and_note(tmp_path):
     with pytest.warns(UserWarning, match="1-based"):
         d = load_custom(str(p))
     assert "1-based" in d.notes["labels"]
-    assert sorted(set(d.y_train.tolist())) == [0, 1, 2, 3] and d.class_names == ["1", "2", "3", "4"]
+    # aligned by value after the base: 1-based 1..4 are classes "0".."3", as a 0-based domain names them
+    assert sorted(set(d.y_train.tolist())) == [0, 1, 2, 3] and d.class_names == ["0", "1", "2", "3"]
+    assert d.notes["label_base"] == 1
 
 
 def test_csv_zero_based_int_labels(tmp_path):
@@ -131,13 +133,19 @@ def test_csv_label_column_by_name_and_via_load_domain(tmp_path):
     p = _csv(tmp_path, df)
     d = load_domain(f"{p}#label=group", cache=False)
     assert d.class_names == ["a", "b", "c", "d"] and d.input_shape == (3,)
-    assert parse_custom_name(f"{p}#label=group") == (p, "group")
+    assert parse_custom_name(f"{p}#label=group") == (p, {"label": "group"})
 
 
 def test_csv_without_label_column(tmp_path):
+    """A string column under an unknown name: named, with how to mark it as the labels. Without any
+    label column the table is an unlabelled domain, and the warning says how to name one."""
     df = _table().rename(columns={"Target": "outcome"})
-    with pytest.raises(DataError, match=r"no label column.*outcome"):
+    with pytest.raises(DataError, match=r"outcome are not numeric.*no label column found.*#label=COLUMN"):
         load_custom(str(_csv(tmp_path, df)))
+    with pytest.warns(UserWarning, match=r"taken as unlabelled.*#label=COLUMN"):
+        d = load_custom(str(_csv(tmp_path, df.drop(columns=["outcome"]))))
+    assert not d.labelled and d.class_names == [] and set(d.y_train.tolist()) == {-1}
+    assert d.sizes() == {"train": 16, "test": 4} and "random (no labels)" in d.notes["split"]
 
 
 def test_csv_nan_rows(tmp_path):
@@ -186,7 +194,7 @@ def test_mat_v5(tmp_path):
     savemat(str(tmp_path / "a.mat"), {"X": X, "y": np.array([[1], [2], [3]] * 4)})
     with pytest.warns(UserWarning, match="1-based"):
         d = load_custom(str(tmp_path / "a.mat"))
-    assert d.input_shape == (5,) and d.class_names == ["1", "2", "3"] and d.notes["format"] == "MATLAB v5"
+    assert d.input_shape == (5,) and d.class_names == ["0", "1", "2"] and d.notes["format"] == "MATLAB v5"
     assert np.allclose(np.sort(np.concatenate([d.x_train, d.x_test])[:, 0]), np.sort(X[:, 0]).astype(np.float32))
     cells = np.empty((12, 1), dtype=object)
     cells[:, 0] = ["dog", "cat", "emu"] * 4

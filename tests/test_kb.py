@@ -16,7 +16,7 @@ import pytest
 
 from lepton.cli import main
 from lepton.config import RunConfig
-from lepton.kb import KBError, KnowledgeBase, LIST_COLUMNS, RunFileError, UnknownRunError
+from lepton.kb import KBError, KnowledgeBase, LIST_COLUMNS, SCHEMA_VERSION, RunFileError, UnknownRunError
 from lepton.training.recorder import KBRecorder
 from lepton.kb import files as kb_files
 from lepton.kb import procs
@@ -67,7 +67,7 @@ def test_cli_runs_are_listed_with_accuracies_and_dann_maps_closer(cli_runs, caps
     home, ids = cli_runs
     monkeypatch.setenv("LEPTON_HOME", str(home))
     df = KnowledgeBase(home).list_runs()
-    assert list(df.columns) == LIST_COLUMNS
+    assert list(df.columns) == LIST_COLUMNS + ["diverged"]
     assert set(df.run_id) == set(ids.values())
     for method, rid in ids.items():
         r = df.set_index("run_id").loc[rid]
@@ -349,7 +349,7 @@ def test_newer_schema_version_is_refused_naming_both(tmp_path):
     KnowledgeBase(tmp_path)
     with sqlite3.connect(tmp_path / "index.sqlite") as con:
         con.execute("PRAGMA user_version = 99")
-    with pytest.raises(KBError, match=r"schema version 99.*schema version 2"):
+    with pytest.raises(KBError, match=rf"schema version 99.*schema version {SCHEMA_VERSION}"):
         KnowledgeBase(tmp_path)
 
 
@@ -436,3 +436,26 @@ def test_stratified_sample_keeps_class_shares():
 def test_importing_the_kb_leaves_torch_and_streamlit_out():
     code = "import sys, lepton.kb; assert 'torch' not in sys.modules and 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_a_schema_2_index_is_migrated_keeping_its_runs(tmp_path):
+    """Schema 3 adds ``flags`` (diverged/chance); an index written by schema 2 keeps its rows."""
+    with sqlite3.connect(tmp_path / "index.sqlite") as con:
+        con.execute("""CREATE TABLE runs (
+          run_id TEXT PRIMARY KEY, created TEXT NOT NULL,
+          status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'stopped', 'failed')),
+          method TEXT, source TEXT, target TEXT, epochs INTEGER, seed INTEGER, epochs_done INTEGER DEFAULT 0,
+          source_acc REAL, target_acc REAL, target_acc_last REAL, target_acc_oracle REAL, wall_time_s REAL,
+          parent TEXT, error TEXT DEFAULT '', pid INTEGER, host TEXT, start_token TEXT, heartbeat REAL,
+          updated REAL, task TEXT DEFAULT 'classification', metrics TEXT)""")
+        con.execute("INSERT INTO runs (run_id, created, status, method, source, target, epochs, seed, target_acc) "
+                    "VALUES ('20260101-000000-aaaaaa', '2026-01-01T00:00:00', 'completed', 'dann', 'digits', "
+                    "'digits-rotated', 3, 0, 0.5)")
+        con.execute("PRAGMA user_version = 2")
+    con.close()
+    df = KnowledgeBase(tmp_path, repair=False).list_runs()
+    assert df["run_id"].tolist() == ["20260101-000000-aaaaaa"] and df["target_acc"][0] == 0.5
+    assert df["flags"].tolist() == [""] and df["diverged"].tolist() == [False]
+    with sqlite3.connect(tmp_path / "index.sqlite") as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    con.close()

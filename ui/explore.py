@@ -47,7 +47,8 @@ def run_label(runs: pd.DataFrame) -> Callable[[str], str]:
         acc = r.get("target_acc")
         acc = "" if acc is None or (isinstance(acc, float) and math.isnan(acc)) else f" · target {100 * acc:.1f}%"
         when = str(r.get("created", ""))[:16].replace("T", " ")
-        return f"{r.get('method')}: {r.get('source')} → {r.get('target')}{acc} · {when} · {short(rid)}"
+        flag = " · ⚠ diverged" if r.get("diverged") else ""
+        return f"{r.get('method')}: {r.get('source')} → {r.get('target')}{acc}{flag} · {when} · {short(rid)}"
     return fmt
 
 
@@ -189,7 +190,7 @@ def _clean(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     for c in ("domain", "label", "pred"):
         df[c] = df[c].astype(str)
-    df["correct"] = df["correct"].astype(bool)
+    df["correct"] = df["correct"].astype("boolean")  # NA: a row without a label (unlabelled target)
     return df
 
 

@@ -70,7 +70,9 @@ def _draw(s: dict) -> None:
     last = s["history"][-1] if s["history"] else {}
     m = st.columns(4)
     m[0].metric("source accuracy", _pct(last.get("source_acc")))
-    m[1].metric("target accuracy", _pct(last.get("target_acc")))
+    m[1].metric("target accuracy", "no labels" if last.get("target_labelled") is False else _pct(last.get("target_acc")),
+                help="The target has no labels: it is adapted to, but its accuracy cannot be measured."
+                if last.get("target_labelled") is False else None)
     m[2].metric("elapsed", format_seconds(s["elapsed_s"]))
     m[3].metric("remaining", "-" if done else format_seconds(s["remaining_s"]))
     if s["error"]:
@@ -132,6 +134,8 @@ def results(job_id: str) -> None:
     res = state.jobs().get(job_id).result
     if res is None or not res.table:
         return
+    for msg in res.diagnosis:
+        st.warning(msg[0].upper() + msg[1:], icon=":material/warning:")
     st.plotly_chart(charts.accuracy_bars(res.table), key="result_bars")
     st.caption("**label-free choice**: the epoch a score without target labels picked (what you could deploy). "
                "**oracle**: the best epoch judged with the target's test labels — only for comparison.")

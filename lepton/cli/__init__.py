@@ -111,6 +111,8 @@ def cmd_train(args) -> int:
         _print_result(result)
         if stored:
             print(f"run id: {stored['run_id']}   knowledge base: {stored['kb']}")
+    for msg in result.diagnosis:
+        print(f"lepton: warning: {msg}", file=sys.stderr)
     if result.status == "failed":
         print(f"lepton: error: run failed: {result.error}", file=sys.stderr)
         return 1
@@ -118,7 +120,8 @@ def cmd_train(args) -> int:
 
 
 def _print_result(result) -> None:
-    print(f"\nstatus: {result.status}   wall time: {result.wall_time_s:.1f} s   device: {result.environment.get('device')}")
+    flag = f" ({', '.join(result.flags)})" if result.flags else ""
+    print(f"\nstatus: {result.status}{flag}   wall time: {result.wall_time_s:.1f} s   device: {result.environment.get('device')}")
     if not result.table:
         print("no epoch finished; nothing to report")
         return
@@ -126,9 +129,11 @@ def _print_result(result) -> None:
     sel = result.config.select
     labels = {"selected": f"label-free ({sel}) [model]", "last": "last epoch", "oracle": "oracle-best (target labels)"}
     for r in result.table:
+        if r["checkpoint"] == "oracle" and not r.get("labelled", True):
+            continue  # no labels, no oracle
         ep = result.checkpoints[r["checkpoint"]]["epoch"]
         print(f"{r['domain']:24s} {r['role']:7s} {r['split']:6s} {labels[r['checkpoint']] + f' @{ep}':30s} "
-              f"{_fmt(r['accuracy']):>9s}")
+              f"{_fmt(r['accuracy']) if r.get('labelled', True) else 'no labels':>9s}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +180,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _format_warning(msg, category, filename, lineno, line=None) -> str:
+    """Lepton's own warnings as ``lepton: warning: ...``; a library's named as such."""
+    from pathlib import Path
+    here = Path(__file__).resolve().parents[1]
+    try:
+        ours = Path(filename).resolve().is_relative_to(here)
+    except (OSError, ValueError):
+        ours = False
+    if ours:
+        return f"lepton: warning: {msg}\n"
+    parts = Path(filename).parts
+    lib = next((parts[i + 1] for i in range(len(parts) - 1) if parts[i] in ("site-packages", "dist-packages")),
+               Path(filename).stem)
+    return f"lepton: note from {lib} ({category.__name__}): {msg}\n"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 run failed, 2 bad input)."""
     from ..data import DataError
@@ -182,7 +203,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     args = build_parser().parse_args(argv)
     warnings.simplefilter("default")
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"lepton: warning: {msg}\n"
+    warnings.filterwarnings("ignore", category=ImportWarning)  # e.g. umap-learn's "Tensorflow not installed"
+    warnings.formatwarning = _format_warning
     try:
         if args.command in ("train", "pipeline"):
             from ..training.runtime import use_training_threads

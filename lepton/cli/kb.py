@@ -31,10 +31,14 @@ def cmd_list(args) -> int:
           f"{'src acc':>8s} {'tgt acc':>8s} {'(last)':>8s} {'(oracle)':>8s} parent")
     for r in df.itertuples():
         ep = f"{r.epochs_done}/{r.epochs}" if r.status == "running" else f"{r.epochs}"
-        print(f"{r.run_id:24s} {r.status:9s} {str(r.method):14s} {f'{r.source} -> {r.target}':34.34s} {ep:>5s} "
+        status = "diverged" if r.diverged else r.status
+        print(f"{r.run_id:24s} {status:9s} {str(r.method):14s} {f'{r.source} -> {r.target}':34.34s} {ep:>5s} "
               f"{_pct(r.source_acc):>8s} {_pct(r.target_acc):>8s} {_pct(r.target_acc_last):>8s} "
               f"{_pct(r.target_acc_oracle):>8s} {r.parent or ''}")
     print("tgt acc: the label-free (selected) checkpoint; oracle uses target labels and is shown for comparison")
+    if df["diverged"].any():
+        print("diverged: the run completed but its losses ran away or its accuracy is at chance; its numbers are "
+              "not results (`kb show RUN` says why)")
     return 0
 
 
@@ -46,9 +50,13 @@ def cmd_show(args) -> int:
         print(json.dumps({**run, "run_dir": str(run["run_dir"])}, default=str))
         return 0
     s = run["summary"]
-    print(f"run {run['run_id']}   status: {run['status']}   created: {run['created']}")
+    flags = s.get("flags") or []
+    print(f"run {run['run_id']}   status: {run['status']}{' (' + ', '.join(flags) + ')' if flags else ''}   "
+          f"created: {run['created']}")
     if run["error"]:
         print(f"error: {run['error']}")
+    for msg in s.get("diagnosis", []):
+        print(f"warning: {msg}")
     print(f"folder: {run['run_dir']}   size on disk: {_mb(kb.run_size(run['run_id']))}")
     if run["parent"]:
         print(f"initialised from run: {run['parent']}")
@@ -56,8 +64,9 @@ def cmd_show(args) -> int:
     print(f"domains: {', '.join(run['domains'])}   feature snapshots at epochs: "
           f"{', '.join(map(str, run['feature_epochs'])) or 'none'}")
     for name, ck in s.get("checkpoints", {}).items():
+        unlabelled = any(r.get("labelled") is False for r in s.get("table", []) if r.get("role") == "target")
         print(f"checkpoint {name:9s} epoch {ck.get('epoch')}: source {_pct(ck.get('source_acc'))}  "
-              f"target {_pct(ck.get('target_acc'))}")
+              f"target {'no labels' if unlabelled else _pct(ck.get('target_acc'))}")
     if not s.get("checkpoints"):
         print(f"no checkpoints ({len(s.get('history', []))} epochs recorded)")
     env = s.get("environment", {})
@@ -119,15 +128,26 @@ def cmd_shift(args) -> int:
 
 
 def cmd_map(args) -> int:
-    """``map RUN``: 2-D map coordinates as CSV (``--out`` file or standard output)."""
+    """``map RUN``: 2-D map coordinates as CSV (``--out`` file or standard output).
+
+    UMAP and t-SNE are fitted in a child process, so a native crash of the projection library is
+    one error line and exit status 2; degenerate features (collapsed, NaN, overflowing, heavily
+    duplicated) are refused before any fit. A cached map is read without a child process.
+    """
     import os
+    from . import CLIError
     kb = _kb(args)
     # numba caches what it can on disk: later map commands skip most of umap-learn's import-time compile
     os.environ.setdefault("NUMBA_CACHE_DIR", str(kb.home / "numba-cache"))
-    from ..evaluation.projection import compute_map
+    from ..evaluation.projection import MapCrashError, compute_map
     params = json.loads(args.params) if args.params else None
-    df = compute_map(kb, args.run, epoch=args.epoch, method=args.method, params=params,
-                     domains=args.domains or None)
+    try:
+        df = compute_map(kb, args.run, epoch=args.epoch, method=args.method, params=params,
+                         domains=args.domains or None, isolate=True)
+    except MapCrashError as e:
+        raise CLIError(str(e)) from None
+    for note in df.attrs.get("notes", []):
+        print(f"lepton: note: {note}", file=sys.stderr)
     if args.out:
         from pathlib import Path
         out = Path(args.out)

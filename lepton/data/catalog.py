@@ -6,7 +6,7 @@ Name syntax
 domain, e.g. ``digits:rotate=30``, ``mnist:invert``, ``usps:noise=0.3:blur=1``. See
 :mod:`lepton.data.shifts` for the operators. A name that is an existing path is a custom domain:
 a folder laid out ``root/<class>/<image>`` or a feature table (``.csv``, ``.npz``, ``.mat``); a
-table's label column may be given as ``PATH#label=COLUMN``.
+table's options follow a ``#``: ``PATH#label=COLUMN,x=KEY,base=1`` (see :mod:`lepton.data.custom`).
 """
 from __future__ import annotations
 
@@ -91,8 +91,7 @@ def load_domain(name: str, data_dir: Optional[os.PathLike] = None, cache: bool =
     key = (name, str(ddir))
     if cache and key in _CACHE:
         return _CACHE[key]
-    path_part = name.split("#", 1)[0]
-    if name not in DOMAINS and (os.sep in path_part or Path(path_part).exists()):
+    if name not in DOMAINS and _is_path(name):
         dom = custom.load_custom(name)
     else:
         base, ops = shifts.parse_name(name)
@@ -102,6 +101,13 @@ def load_domain(name: str, data_dir: Optional[os.PathLike] = None, cache: bool =
     if cache:
         _CACHE[key] = dom
     return dom
+
+
+def _is_path(name: str) -> bool:
+    """A custom path (possibly with ``#options``; a ``#`` may also be part of the path itself)."""
+    path_part = name.rpartition("#")[0] or name
+    return (os.sep in name.split("#", 1)[0] or os.sep in path_part or Path(name).expanduser().exists()
+            or Path(path_part).expanduser().exists())
 
 
 def _register_user_domains() -> None:

@@ -1,6 +1,6 @@
 """Custom domains: a folder of images in class sub-folders, or a feature table.
 
-``load_custom("PATH")`` or ``load_custom("PATH#label=COLUMN")``:
+``load_custom("PATH")`` or ``load_custom("PATH#label=COLUMN,x=KEY,base=1")`` (every option optional):
 
 * **Image folder** laid out ``root/<class>/<image>`` (the torchvision ``ImageFolder`` layout; PNG,
   JPEG, BMP, GIF, TIFF, WebP; any size, gray or colour). Classes are the folder names, sorted.
@@ -10,14 +10,26 @@
   keeping the aspect ratio, so that side is 64.
 * **Feature table**: ``.csv``/``.tsv`` (pandas; a header row, the label column is ``#label=COL``
   or the first of ``label``, ``labels``, ``target``, ``class``, ``y``, any case), ``.npz``
-  (keys ``X``/``x``/``features``/``data`` and ``y``/``labels``/``label``) or ``.mat`` (MATLAB v5
-  via scipy, v7.3 = HDF5 via h5py, same keys; v7.3 arrays are stored transposed and are
-  transposed back).
+  or ``.mat`` (MATLAB v5 via scipy, v7.3 = HDF5 via h5py; v7.3 arrays are stored transposed and
+  are transposed back). In ``.npz``/``.mat`` the feature key is ``#x=KEY`` or the first of
+  :data:`X_KEYS` (``X``, ``features``, ``fts``, ``feas``, ...), the label key ``#label=KEY`` or
+  the first of :data:`Y_KEYS` (``y``, ``labels``, ``gnd``, ...); a file holding two domains
+  (``Xs``/``Ys`` and ``Xt``/``Yt``) is read one domain at a time, ``PATH#x=Xs,label=Ys``. When no
+  key fits, the error lists the keys found.
 
-Labels may be strings (classes = sorted unique strings) or integers: ``0..K-1`` is taken as is,
-``1..K`` is taken as 1-based and shifted, anything else is mapped in sorted order; the assumption
-is recorded in ``Domain.notes["labels"]`` and, when it is a guess, also given as a warning.
-Both kinds get a seeded (seed 0) class-stratified 80/20 train/test split.
+Labels may be strings (classes = sorted unique strings) or integers. Integer labels are aligned by
+value after their base is applied: ``#base=0`` or ``#base=1`` states it; otherwise ``0..K-1`` is
+taken as 0-based and ``1..K`` as 1-based (a guess, warned), so that 1-based ``1..K`` labels become
+classes ``"0".."K-1"`` and match a 0-based domain by meaning. Other integers are mapped in sorted
+order and keep their values (minus a stated base) as class names. The assumption is recorded in
+``Domain.notes["labels"]`` (and ``label_base``) and stored with every run.
+
+A table without a label column (none named and none of the usual names present) is an
+**unlabelled** domain: its labels are ``-1`` (:attr:`Domain.labelled` is False), it can be the
+target of unsupervised adaptation, and accuracy on it is reported as "no labels", never as 0.
+
+Labelled domains get a seeded (seed 0) class-stratified 80/20 train/test split, unlabelled ones a
+seeded random one.
 """
 from __future__ import annotations
 
@@ -37,26 +49,47 @@ MAX_SIDE = 64  # pixels; longer side of the common image size is capped at this
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 TABLE_EXTS = {".csv", ".tsv", ".npz", ".mat"}
 LABEL_COLUMNS = ("label", "labels", "target", "class", "y")  # "y" last: it may be a coordinate
-X_KEYS = ("X", "x", "features", "data")
-Y_KEYS = ("y", "labels", "label")
+# Feature / label keys of .npz and .mat files, in the order tried (any case); the field's public feature
+# releases use several (Office-31/Caltech SURF and DeCAF ``fts``/``feas``, ``gnd`` for ground truth).
+X_KEYS = ("X", "x", "features", "feature", "feats", "feat", "fts", "feas", "data")
+Y_KEYS = ("y", "labels", "label", "gnd", "targets", "target", "classes", "class")
+OPTION_KEYS = ("label", "x", "base")
 _GRAY_MODES = {"1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 _CUSTOM_NAMES: Set[str] = set()
 
 
-def parse_custom_name(name: str) -> Tuple[Path, Optional[str]]:
-    """Split ``"PATH#label=COL"`` into ``(Path("PATH"), "COL")``; ``"PATH"`` gives ``(PATH, None)``.
+def parse_custom_name(name: str) -> Tuple[Path, Dict[str, str]]:
+    """Split ``"PATH#label=COL,x=KEY,base=1"`` into ``(Path("PATH"), {"label": "COL", ...})``.
+
+    A path that exists as written (even with ``#`` in it) has no options. Options are
+    comma-separated ``KEY=VALUE`` pairs: ``label`` (label column / key), ``x`` (feature key of an
+    ``.npz``/``.mat`` file), ``base`` (``0`` or ``1``: where integer labels start).
+
+    Returns
+    -------
+    path : pathlib.Path
+    options : dict of str
+        Only the options given.
 
     Raises
     ------
     DataError
-        A ``#`` fragment other than ``label=COL``.
+        An unknown option, an empty value or a ``base`` other than 0 or 1.
     """
     path, sep, frag = name.rpartition("#")
-    if not sep or Path(name).exists():
-        return Path(name).expanduser(), None
-    if not frag.startswith("label=") or not frag[len("label="):]:
-        raise DataError(f"{name!r}: after '#' only 'label=COLUMN' is understood")
-    return Path(path).expanduser(), frag[len("label="):]
+    if not sep or Path(name).expanduser().exists():
+        return Path(name).expanduser(), {}
+    opts: Dict[str, str] = {}
+    for part in frag.split(","):
+        k, eq, v = part.partition("=")
+        k, v = k.strip(), v.strip()
+        if not eq or k not in OPTION_KEYS or not v:
+            raise DataError(f"{name!r}: after '#' give KEY=VALUE pairs separated by commas, KEY one of "
+                            f"{', '.join(OPTION_KEYS)} (e.g. {Path(path).name}#label=y,base=1); got {part!r}")
+        opts[k] = v
+    if "base" in opts and opts["base"] not in ("0", "1"):
+        raise DataError(f"{name!r}: base={opts['base']} is not understood; integer labels start at 0 or 1")
+    return Path(path).expanduser(), opts
 
 
 def load_custom(name: str, domain_name: Optional[str] = None) -> Domain:
@@ -65,7 +98,7 @@ def load_custom(name: str, domain_name: Optional[str] = None) -> Domain:
     Parameters
     ----------
     name : str
-        ``PATH`` or ``PATH#label=COL`` (see the module docstring for layouts and formats).
+        ``PATH`` or ``PATH#label=COL,x=KEY,base=0|1`` (see the module docstring for layouts and formats).
     domain_name : str, optional
         Name of the returned domain (default: ``name``).
 
@@ -74,13 +107,15 @@ def load_custom(name: str, domain_name: Optional[str] = None) -> Domain:
     Domain
         Image folder: ``modality="image"``, ``x`` float32 ``(N, C, H, W)`` in [0, 1], C 1 or 3.
         Table: ``modality="features"``, ``x`` float32 ``(N, D)``. Labels int64 ``(N,)``; a seeded
-        (seed 0) stratified 80/20 split; ``notes`` record the label convention and the split.
+        (seed 0) stratified 80/20 split; ``notes`` record the label convention and the split. A
+        table without labels gives labels ``-1`` and no class names (``Domain.labelled`` False).
 
     Raises
     ------
     DataError
-        Missing path, unknown format, unreadable images (up to 5 named, with the count), no label
-        column, non-numeric feature columns, rows with NaN or all zeros (count and first indices),
+        Missing path, unknown format or option, unreadable images (up to 5 named, with the count), a
+        named label column or key that is absent, no feature key (listing the keys found), no feature
+        columns, non-numeric feature columns, rows with NaN or all zeros (count and first indices),
         fewer than 2 rows or a single class.
 
     Warns
@@ -88,21 +123,25 @@ def load_custom(name: str, domain_name: Optional[str] = None) -> Domain:
     UserWarning
         When an integer label convention was guessed (1-based, or values that are not 0..K-1).
     """
-    path, label = parse_custom_name(name)
+    path, opts = parse_custom_name(name)
     dname = domain_name or name
     if not path.exists():
         raise DataError(f"custom domain {name!r}: {path} does not exist")
     if path.is_dir():
-        if label is not None:
-            raise DataError(f"{name!r}: '#label=' applies to tables, not to image folders")
+        if opts:
+            raise DataError(f"{name!r}: '#{','.join(opts)}=' applies to tables, not to image folders")
         return _load_image_folder(path, dname)
     ext = path.suffix.lower()
     if ext not in TABLE_EXTS:
         raise DataError(f"{path.name}: unknown format {ext!r}; use an image folder root/<class>/<image> "
                         f"or a table ({', '.join(sorted(TABLE_EXTS))})")
     reader = {".csv": _read_csv, ".tsv": _read_csv, ".npz": _read_npz, ".mat": _read_mat}[ext]
-    x, labels, notes = reader(path, label)
-    return _table_domain(x, labels, path, dname, notes)
+    if "x" in opts and ext in (".csv", ".tsv"):
+        raise DataError(f"{name!r}: '#x=' names an array of a .npz/.mat file; in a CSV every column but the "
+                        "label is a feature")
+    x, labels, notes = reader(path, opts)
+    base = int(opts["base"]) if "base" in opts else None
+    return _table_domain(x, labels, path, dname, notes, base)
 
 
 # ----------------------------------------------------------------------------- image folders
@@ -186,43 +225,90 @@ def _load_image_folder(root: Path, name: str) -> Domain:
 
 # ----------------------------------------------------------------------------- tables
 
-def _pick(keys: List[str], wanted: Optional[str], defaults: Tuple[str, ...], what: str, path: Path) -> str:
-    """Find a column / key: ``wanted`` (exact, then any case) or the first default (any case)."""
+def _pick(keys: List[str], wanted: Optional[str], defaults: Tuple[str, ...], what: str, path: Path,
+          required: bool = True) -> Optional[str]:
+    """Find a column / key: ``wanted`` (exact, then any case) or the first default (any case).
+
+    Returns ``None`` when nothing fits, nothing was asked for by name and ``required`` is False (an
+    unlabelled table); otherwise raises naming the keys found.
+    """
     lower = {str(k).lower(): k for k in keys}
     for cand in ([wanted] if wanted else list(defaults)):
         if cand in keys:
             return cand
         if cand.lower() in lower:
             return lower[cand.lower()]
+    if not wanted and not required:
+        return None
     hint = f" ({wanted!r} not found)" if wanted else f"; name it one of {', '.join(defaults)}"
-    fix = " or give it as PATH#label=NAME" if what == "label" else ""
+    opt = "label" if what == "label" else "x"
+    fix = f" or give it as {path.name}#{opt}=NAME"
+    pairs = _domain_pairs(keys)
+    if pairs and not wanted:
+        fix += (f"; this file seems to hold {len(pairs)} domains: read one at a time, e.g. "
+                + " and ".join(f"{path.name}#x={xk}" + (f",label={yk}" if yk else "") for xk, yk in pairs[:2]))
     raise DataError(f"{path.name}: no {what} column/key{hint}{fix}; found: {', '.join(map(str, keys))}")
 
 
-def _read_csv(path: Path, label: Optional[str]):
+def _domain_pairs(keys: List[str]) -> List[Tuple[str, Optional[str]]]:
+    """``(feature key, label key)`` pairs of a file holding several domains (``Xs``/``Ys``, ``Xt``/``Yt``)."""
+    out = []
+    for k in keys:
+        k = str(k)
+        if len(k) >= 2 and k[0] in "Xx" and k[1:].lower() not in ("", "_") and k.lower() not in {
+                x.lower() for x in X_KEYS}:
+            suffix = k[1:]
+            yk = next((str(c) for c in keys if str(c).lower() in ("y" + suffix.lower(), "label" + suffix.lower(),
+                                                                   "labels" + suffix.lower())), None)
+            out.append((k, yk))
+    return out
+
+
+def _read_csv(path: Path, opts: Dict[str, str]):
     import pandas as pd
 
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        header = list(pd.read_csv(path, sep=sep, nrows=0).columns)
+        col = _pick(header, opts.get("label"), LABEL_COLUMNS, "label", path, required=False)
+        try:  # features parsed straight to float32: no float64 copy of a large table
+            df = pd.read_csv(path, sep=sep, dtype={c: np.float32 for c in header if c != col})
+        except ValueError:  # a non-numeric feature column: read as is, to name it below
+            df = pd.read_csv(path, sep=sep)
+    except DataError:
+        raise
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read {path.name} as a table: {e}") from None
-    col = _pick(list(df.columns), label, LABEL_COLUMNS, "label", path)
     if len(df) == 0:
         raise DataError(f"{path.name} has a header but no rows; add examples, one per line")
-    feats = df.drop(columns=[col])
+    feats = df.drop(columns=[col]) if col is not None else df
+    if feats.shape[1] == 0:
+        raise DataError(f"{path.name}: no feature columns (only the label column {col!r}); a table needs at "
+                        "least one numeric feature column beside its labels")
     bad = [str(c) for c in feats.columns if not pd.api.types.is_numeric_dtype(feats[c])]
     if bad:
+        where = f"label column: {col!r}" if col is not None else (
+            f"no label column found among {', '.join(LABEL_COLUMNS)}; name it as {path.name}#label=COLUMN")
         raise DataError(f"{path.name}: feature column(s) {', '.join(bad[:10])}{' ...' if len(bad) > 10 else ''} "
-                        f"are not numeric; encode them as numbers or drop them (label column: {col!r})")
-    return feats.to_numpy(dtype=np.float64), df[col].to_numpy(), {"label_column": str(col)}
+                        f"are not numeric; encode them as numbers or drop them ({where})")
+    notes = {"label_column": str(col)} if col is not None else {}
+    return feats.to_numpy(dtype=np.float32), (df[col].to_numpy() if col is not None else None), notes
 
 
-def _read_npz(path: Path, label: Optional[str]):
+def _keys_xy(keys: List[str], opts: Dict[str, str], path: Path) -> Tuple[str, Optional[str]]:
+    xk = _pick(keys, opts.get("x"), X_KEYS, "feature", path)
+    yk = _pick([k for k in keys if k != xk], opts.get("label"), Y_KEYS, "label", path, required=False)
+    if yk is None and "x" in opts:  # Xs -> Ys
+        yk = next((p[1] for p in _domain_pairs(keys) if p[0] == xk and p[1]), None)
+    return xk, yk
+
+
+def _read_npz(path: Path, opts: Dict[str, str]):
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.files)
-            xk, yk = _pick(keys, None, X_KEYS, "feature", path), _pick(keys, label, Y_KEYS, "label", path)
-            return z[xk], z[yk], {"keys": [xk, yk]}
+            xk, yk = _keys_xy(keys, opts, path)
+            return z[xk], (z[yk] if yk else None), {"keys": [xk, yk]}
     except DataError:
         raise
     except ValueError as e:
@@ -231,37 +317,39 @@ def _read_npz(path: Path, label: Optional[str]):
         raise DataError(f"cannot read {path.name} as .npz: {e}") from None
 
 
-def _read_mat(path: Path, label: Optional[str]):
+def _read_mat(path: Path, opts: Dict[str, str]):
     import h5py
     from scipy.io import loadmat
 
     if h5py.is_hdf5(str(path)):
-        return _read_mat73(path, label)
+        return _read_mat73(path, opts)
     try:
         m = loadmat(str(path))
     except NotImplementedError:  # v7.3 that h5py did not recognise
-        return _read_mat73(path, label)
+        return _read_mat73(path, opts)
     except (ValueError, OSError, TypeError, EOFError) as e:
         raise DataError(f"cannot read {path.name} as a MATLAB file: {e}") from None
     keys = [k for k in m if not k.startswith("__")]
-    xk, yk = _pick(keys, None, X_KEYS, "feature", path), _pick(keys, label, Y_KEYS, "label", path)
-    y = m[yk]
-    if y.dtype == object:  # cell array of strings
+    xk, yk = _keys_xy(keys, opts, path)
+    y = m[yk] if yk else None
+    if y is not None and y.dtype == object:  # cell array of strings
         y = np.array([str(np.asarray(e).ravel()[0]) if np.asarray(e).size else "" for e in y.ravel()])
     return m[xk], y, {"keys": [xk, yk], "format": "MATLAB v5"}
 
 
-def _read_mat73(path: Path, label: Optional[str]):
+def _read_mat73(path: Path, opts: Dict[str, str]):
     """MATLAB v7.3 (HDF5): arrays are stored transposed; char data is uint16 code points."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
             keys = [k for k in f.keys() if not k.startswith("#")]
-            xk, yk = _pick(keys, None, X_KEYS, "feature", path), _pick(keys, label, Y_KEYS, "label", path)
+            xk, yk = _keys_xy(keys, opts, path)
             x = np.asarray(f[xk][()]).T
-            yd = f[yk]
-            if yd.dtype == h5py.ref_dtype:  # cell array: one reference per element
+            yd = f[yk] if yk else None
+            if yd is None:
+                y = None
+            elif yd.dtype == h5py.ref_dtype:  # cell array: one reference per element
                 y = np.array([_mat_chars(f[r][()]) for r in np.asarray(yd[()]).T.ravel()])
             elif yd.attrs.get("MATLAB_class", b"") in (b"char", "char"):  # char matrix, one row per label
                 y = np.array([_mat_chars(row) for row in np.asarray(yd[()]).T])
@@ -278,29 +366,33 @@ def _mat_chars(a) -> str:
     return "".join(chr(int(c)) for c in np.asarray(a).ravel() if int(c)).strip()
 
 
-def encode_labels(raw: np.ndarray) -> Tuple[np.ndarray, List[str], str, bool]:
-    """Turn raw labels (strings or integers) into class indices.
+def encode_labels(raw: np.ndarray, base: Optional[int] = None) -> Tuple[np.ndarray, List[str], str, bool]:
+    """Turn raw labels (strings or integers) into class indices, integers aligned by value.
 
     Parameters
     ----------
     raw : np.ndarray
         ``(N,)`` strings, integers or integral floats (no missing values).
+    base : {0, 1}, optional
+        Where integer labels start, as stated by the user; ``None`` guesses it (``0..K-1`` is
+        0-based, ``1..K`` is 1-based, anything else keeps its values).
 
     Returns
     -------
     y : np.ndarray
         int64 ``(N,)`` in ``0..K-1``.
     class_names : list of str
-        Strings: sorted unique values. Integers: the values as written (``"1"``..``"K"`` for 1-based).
+        Strings: sorted unique values. Integers: the values minus the base, so 1-based ``1..K``
+        labels are named ``"0".."K-1"`` and pair by meaning with a 0-based domain.
     convention : str
         The convention assumed, for ``Domain.notes["labels"]``.
     guessed : bool
-        True when the convention is a guess (1-based or remapped integers).
+        True when the base is a guess that changed the values (1-based, or remapped integers).
 
     Raises
     ------
     DataError
-        Non-integer numeric labels.
+        Non-integer numeric labels; labels below a stated base.
     """
     raw = np.asarray(raw).ravel()
     if raw.dtype.kind in "USO":
@@ -312,28 +404,44 @@ def encode_labels(raw: np.ndarray) -> Tuple[np.ndarray, List[str], str, bool]:
         raise DataError(f"labels must be integers or strings; found values such as {v[v != np.round(v)][0]:g}")
     v = v.astype(np.int64)
     u = np.unique(v)
-    names = [str(i) for i in u]
-    if u[0] == 0 and u[-1] == len(u) - 1:
-        return v, names, f"0-based integers 0..{len(u) - 1}", False
-    if u[0] == 1 and u[-1] == len(u):
-        return v - 1, names, f"1-based integers 1..{len(u)} assumed; shifted to 0..{len(u) - 1}", True
-    return (np.searchsorted(u, v).astype(np.int64), names,
-            f"integers {names[0]}..{names[-1]} (not 0..K-1 or 1..K); mapped in sorted order to 0..{len(u) - 1}", True)
+    stated = base is not None
+    if base is None:
+        base = 1 if (u[0] == 1 and u[-1] == len(u)) else 0
+    if u[0] < base:
+        raise DataError(f"labels start at {u[0]}, below the stated base {base}; state base=0 or fix the labels")
+    w, uw = v - base, u - base
+    names = [str(i) for i in uw]
+    how = "stated" if stated else "assumed"
+    if uw[0] == 0 and uw[-1] == len(uw) - 1:
+        if base == 0:
+            return w, names, f"0-based integers 0..{len(u) - 1} ({how})", False
+        return (w, names, f"1-based integers 1..{len(u)} ({how}); shifted to classes 0..{len(u) - 1}",
+                not stated)
+    return (np.searchsorted(uw, w).astype(np.int64), names,
+            f"integers {u[0]}..{u[-1]} with gaps (base {base}, {how}); classes named by value "
+            f"{names[0]}..{names[-1]}", not stated)
 
 
 def _first(idx: np.ndarray) -> str:
     return ", ".join(str(int(i)) for i in idx[:5]) + (" ..." if len(idx) > 5 else "")
 
 
-def _table_domain(x, labels, path: Path, name: str, notes: Dict[str, object]) -> Domain:
+def _table_domain(x, labels, path: Path, name: str, notes: Dict[str, object], base: Optional[int] = None) -> Domain:
     try:
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError
+        big = x.dtype.kind == "f" and np.isfinite(x).all() and x.size and np.abs(x).max() > np.finfo(np.float32).max
+        x = x.astype(np.float32, copy=False)  # float32 throughout: no float64 copy of a large table
     except (ValueError, TypeError):
         raise DataError(f"{path.name}: the features are not numeric") from None
-    labels = np.asarray(labels).ravel()
+    if big:
+        raise DataError(f"{path.name}: feature values exceed float32's range (3.4e38); rescale them")
+    unlabelled = labels is None
+    labels = np.full(len(x), -1, np.int64) if unlabelled else np.asarray(labels).ravel()
     if x.ndim == 1:
         x = x[:, None]
-    if x.ndim == 2 and x.shape[0] != len(labels) and x.shape[1] == len(labels):
+    if x.ndim == 2 and x.shape[0] != len(labels) and x.shape[1] == len(labels) and not unlabelled:
         x, notes["transposed"] = x.T, True
     if x.ndim > 2:
         notes["flattened_from"] = list(x.shape[1:])
@@ -342,11 +450,14 @@ def _table_domain(x, labels, path: Path, name: str, notes: Dict[str, object]) ->
         raise DataError(f"{path.name}: {len(x)} feature rows but {len(labels)} labels")
     if len(x) < 2:
         raise DataError(f"{path.name}: {len(x)} row(s); a domain needs at least 2")
-    missing = np.flatnonzero([v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
-                              for v in labels])
-    if len(missing):
-        raise DataError(f"{path.name}: {len(missing)} row(s) have no label (rows {_first(missing)}, 0-based); "
-                        "drop them or fill in their labels")
+    if x.shape[1] == 0:
+        raise DataError(f"{path.name}: no feature columns; a table needs at least one numeric feature")
+    if not unlabelled:
+        missing = np.flatnonzero([v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
+                                  for v in labels])
+        if len(missing):
+            raise DataError(f"{path.name}: {len(missing)} row(s) have no label (rows {_first(missing)}, 0-based); "
+                            "drop them or fill in their labels")
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if len(bad):
         raise DataError(f"{path.name}: {len(bad)} row(s) contain NaN or infinite values (rows {_first(bad)}, "
@@ -355,23 +466,39 @@ def _table_domain(x, labels, path: Path, name: str, notes: Dict[str, object]) ->
     if len(zero):
         raise DataError(f"{path.name}: {len(zero)} row(s) are all zeros (rows {_first(zero)}, 0-based); "
                         "drop or impute them")
-    y, names, convention, guessed = encode_labels(labels)
+    if unlabelled:
+        notes["labels"] = ("none: no label column or key was found (looked for "
+                           f"{', '.join(LABEL_COLUMNS if path.suffix.lower() in ('.csv', '.tsv') else Y_KEYS)}); "
+                           "an unlabelled domain, usable as the target of unsupervised adaptation")
+        notes["label_base"] = None
+        warnings.warn(f"{path.name}: no label column found, so it is taken as unlabelled (accuracy on it is shown "
+                      f"as 'no labels'); if it has labels, name them as {path.name}#label=COLUMN",
+                      UserWarning, stacklevel=3)
+        return _split_domain(name, "features", x, labels, [], str(path), notes)
+    if base is not None and labels.dtype.kind in "USO":
+        raise DataError(f"{path.name}: base={base} applies to integer labels; these are strings")
+    y, names, convention, guessed = encode_labels(labels, base)
     if len(names) < 2:
         raise DataError(f"{path.name}: all {len(y)} rows have the same label {names[0]!r}; a domain needs 2+ classes")
     notes["labels"] = convention
+    notes["label_base"] = None if labels.dtype.kind in "USO" else (
+        base if base is not None else (1 if "1-based" in convention else 0))
     if guessed:
-        warnings.warn(f"{path.name}: labels taken as {convention}", UserWarning, stacklevel=3)
-    return _split_domain(name, "features", x.astype(np.float32), y, names, str(path), notes)
+        warnings.warn(f"{path.name}: labels taken as {convention}; state the base as {path.name}#base=0 or "
+                      "#base=1 if that is wrong", UserWarning, stacklevel=3)
+    return _split_domain(name, "features", x, y, names, str(path), notes)
 
 
 def _split_domain(name, modality, x, y, class_names, source, notes) -> Domain:
     try:
+        if not class_names:
+            raise ValueError("unlabelled")
         tr, te = stratified_split(y, TEST_FRACTION, SPLIT_SEED)
         how = "class-stratified"
-    except ValueError:  # too few examples per class for a stratified split
+    except ValueError:  # too few examples per class for a stratified split, or no labels
         from sklearn.model_selection import train_test_split
         tr, te = map(np.sort, train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, random_state=SPLIT_SEED))
-        how = "random (too few examples per class to stratify)"
+        how = "random (no labels)" if not class_names else "random (too few examples per class to stratify)"
     notes["split"] = f"{how} 80/20, seed {SPLIT_SEED}"
     return Domain(name, modality, x[tr], y[tr], x[te], y[te], list(class_names), source=source,
                   content_fraction=1.0, notes=notes)

@@ -17,9 +17,12 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None
     domain is the source, the second the target, any others extra evaluation domains. Images get the largest height/width among the domains; each domain's object is
     rescaled so it spans the same fraction of the frame (the smallest ``content_fraction``), so
     a USPS digit filling 16x16 becomes a 20x20 digit centred in 28x28 beside MNIST. Gray images
-    are repeated to RGB when any domain is RGB. Only the classes shared (by name) by all domains
-    are kept; the record's ``notes`` name the classes dropped (no warning is raised, so callers
-    in any thread can show them).
+    are repeated to RGB when any domain is RGB. Only the classes shared (by name) by all labelled
+    domains are kept; integer labels were aligned by value when loaded (1-based ``1..K`` is named
+    ``"0".."K-1"``), the record keeps each domain's convention (``labels``) and its ``notes`` say
+    when bases differ, when classes look shifted by one, and which classes were dropped (no warning
+    is raised, so callers in any thread can show them). An unlabelled target (labels ``-1``) keeps
+    its labels and takes the shared class names.
 
     Parameters
     ----------
@@ -40,7 +43,7 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None
     ------
     DataError
         Different modalities or feature sizes, no shared class, fewer than 2 shared classes, an
-        empty source or target training split, or a single-class source.
+        empty source or target training split, an unlabelled or single-class source.
     """
     domains = list(domains)
     roles = list(roles) if roles is not None else (["source", "target"] + ["eval"] * (len(domains) - 2))[:len(domains)]
@@ -55,15 +58,27 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None
     for d, role in [*((s, "source") for s in srcs), (tgt, "target")]:
         if len(d.y_train) == 0:
             raise DataError(f"the {role} domain {d.name!r} has no training examples; pick another domain")
+    for s in srcs:
+        if not s.labelled:
+            raise DataError(f"the source domain {s.name!r} has no labels (no label column was found); a source "
+                            "needs labels to learn from: name its label column as PATH#label=COLUMN, or use it as "
+                            "the target")
     if len(np.unique(src.y_train)) < 2:
         raise DataError(f"the source domain {src.name!r} has a single class in its training split; "
                         "a classifier needs at least 2 classes")
     record: Dict[str, object] = {"roles": roles, "notes": []}
+    _label_bases(domains, record)
+    if not tgt.labelled:
+        record["notes"].append(f"the target {tgt.name!r} has no labels: training and the label-free checkpoint "
+                               "choice work as usual, and its accuracy is shown as 'no labels' (never as 0)")
     first = domains.index(src)
     order = [first] + [i for i in range(len(domains)) if i != first]  # classes in the first source's order
     shared, record["classes"], record["dropped_classes"] = _shared_classes([domains[i] for i in order], tgt.name)
+    shifted = next((m for d in domains if d is not src and d.labelled for m in [_looks_shifted(src, d)] if m), "")
     domains = [shared[order.index(i)] for i in range(len(domains))]
     if record["dropped_classes"]:
+        if shifted:
+            record["notes"].append(shifted)
         record["notes"].append("classes not shared by all domains were dropped: " + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in record["dropped_classes"].items()))
     if src.modality == "image":
@@ -76,9 +91,41 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None
     return domains, record
 
 
+def _label_bases(domains: List[Domain], record: Dict[str, object]) -> None:
+    """Record each domain's label convention; say in one line when integer bases differ (a guess)."""
+    record["labels"] = {d.name: d.notes["labels"] for d in domains if "labels" in d.notes}
+    bases = {d.name: d.notes.get("label_base") for d in domains if d.notes.get("label_base") is not None}
+    if len(set(bases.values())) > 1:
+        record["notes"].append("integer labels start at different values: " + "; ".join(
+            f"{n} {'1-based' if b else '0-based'}" for n, b in bases.items())
+            + "; classes were matched by value after the base was applied (1-based 1..K as 0..K-1); if that is "
+            "wrong, state it as PATH#base=0 or PATH#base=1")
+
+
+def _looks_shifted(a: Domain, b: Domain) -> str:
+    """One line when two domains' integer class names look offset by one (``"0"`` only in one, the
+    largest only in the other), else ``""``."""
+    try:
+        na, nb = {int(c) for c in a.class_names}, {int(c) for c in b.class_names}
+    except ValueError:
+        return ""
+    if not na or not nb or na == nb:
+        return ""
+    for lo, hi in ((a, b), (b, a)):
+        nlo, nhi = ({int(c) for c in lo.class_names}, {int(c) for c in hi.class_names})
+        if min(nlo) not in nhi and max(nhi) not in nlo and min(nhi) == min(nlo) + 1 and max(nhi) == max(nlo) + 1:
+            return (f"the classes look shifted by one: {lo.name!r} has {min(nlo)}..{max(nlo)}, {hi.name!r} has "
+                    f"{min(nhi)}..{max(nhi)}; if both mean the same classes, state where the labels start "
+                    "(PATH#base=0 or PATH#base=1)")
+    return ""
+
+
 def _shared_classes(domains: List[Domain], target: str):
-    shared = [c for c in domains[0].class_names if all(c in d.class_names for d in domains[1:])]
+    labelled = [d for d in domains if d.labelled]
+    shared = [c for c in domains[0].class_names if all(c in d.class_names for d in labelled[1:])]
     other = next((d for d in domains[1:] if d.name == target), domains[1])
+    if not other.labelled:
+        other = next((d for d in labelled[1:]), other)
     if not shared:
         raise DataError(f"no classes are shared by {domains[0].name!r} ({', '.join(domains[0].class_names[:10])}) "
                         f"and {other.name!r} ({', '.join(other.class_names[:10])}); "
@@ -86,10 +133,13 @@ def _shared_classes(domains: List[Domain], target: str):
     if len(shared) < 2:
         raise DataError(f"only one class ({shared[0]!r}) is shared by {domains[0].name!r} and {other.name!r}; "
                         "a classifier needs at least 2")
-    dropped = {d.name: [c for c in d.class_names if c not in shared] for d in domains}
+    dropped = {d.name: [c for c in d.class_names if c not in shared] for d in labelled}
     dropped = {k: v for k, v in dropped.items() if v}
     out = []
     for d in domains:
+        if not d.labelled:
+            out.append(d.with_arrays(class_names=list(shared)))  # labels stay -1
+            continue
         if d.class_names == shared:
             out.append(d)
             continue

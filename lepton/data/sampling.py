@@ -17,7 +17,10 @@ class Cycler:
     n : int
         Number of examples (>= 1).
     batch_size : int
-        Indices per batch; the last batch of a pass may be shorter (even 1).
+        Indices per batch; the last batch of a pass may be shorter, but a remainder of a single
+        index is merged into the batch before it (a batch of one breaks BatchNorm in training mode),
+        so with ``n >= 2`` every batch holds 2 to ``batch_size + 1`` indices. See
+        :func:`batches_per_pass`.
     generator : torch.Generator
         CPU generator owned by the run.
     """
@@ -28,12 +31,22 @@ class Cycler:
         self.n, self.bs, self.gen, self.perm, self.pos = int(n), int(batch_size), generator, None, int(n)
 
     def next(self) -> torch.Tensor:
-        """int64 ``(b,)`` indices of the next batch, ``1 <= b <= batch_size``."""
+        """int64 ``(b,)`` indices of the next batch, ``1 <= b <= batch_size + 1`` (see the class)."""
         if self.pos >= self.n:
             self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
-        b = self.perm[self.pos:self.pos + self.bs]
+        end = self.pos + self.bs
+        if self.n - end == 1 and self.n > 1:
+            end += 1  # merge a lone last index into this batch
+        b = self.perm[self.pos:end]
         self.pos += len(b)
         return b
+
+
+def batches_per_pass(n: int, batch_size: int) -> int:
+    """Batches :class:`Cycler` makes in one pass over ``n`` examples: ``ceil(n / batch_size)``, one
+    fewer when a lone last example is merged into the batch before it."""
+    k = -(-int(n) // int(batch_size))
+    return k - 1 if n > 1 and k > 1 and n % batch_size == 1 else max(k, 1)
 
 
 def k_shot_indices(y: np.ndarray, k: int, seed: int, class_names: Optional[Sequence[str]] = None) -> np.ndarray:

@@ -175,7 +175,8 @@ class RunFolders:
                      metrics=json.dumps(doc, allow_nan=False, default=str),
                      source_acc=get("selected", "source_acc"), target_acc=get("selected", "target_acc"),
                      target_acc_last=get("last", "target_acc"), target_acc_oracle=get("oracle", "target_acc"),
-                     wall_time_s=_num(result.wall_time_s), epochs_done=len(result.history), heartbeat=time.time())
+                     wall_time_s=_num(result.wall_time_s), epochs_done=len(result.history), heartbeat=time.time(),
+                     flags=",".join(getattr(result, "flags", []) or []))
 
     # ----- delete / export --------------------------------------------------------------------
     def _refuse_running(self, row: Dict[str, Any], what: str) -> None:

@@ -31,12 +31,12 @@ from .artifacts import RunArtifacts
 from .housekeeping import Housekeeping
 from .runs import RunFolders
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("running", "completed", "stopped", "failed")
 CHECKPOINTS = ("selected", "last", "oracle")
 LIST_COLUMNS = ["run_id", "created", "status", "method", "source", "target", "epochs", "seed", "source_acc",
                 "target_acc", "target_acc_last", "target_acc_oracle", "wall_time_s", "parent", "error",
-                "epochs_done", "task"]
+                "epochs_done", "task", "flags"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT PRIMARY KEY, created TEXT NOT NULL,
@@ -44,12 +44,14 @@ CREATE TABLE IF NOT EXISTS runs (
   method TEXT, source TEXT, target TEXT, epochs INTEGER, seed INTEGER, epochs_done INTEGER DEFAULT 0,
   source_acc REAL, target_acc REAL, target_acc_last REAL, target_acc_oracle REAL, wall_time_s REAL,
   parent TEXT, error TEXT DEFAULT '', pid INTEGER, host TEXT, start_token TEXT, heartbeat REAL, updated REAL,
-  task TEXT DEFAULT 'classification', metrics TEXT)
+  task TEXT DEFAULT 'classification', metrics TEXT, flags TEXT DEFAULT '')
 """
 # Schema 2 (from 1): the task of a run and its metrics as a JSON document, so a task with other
 # metrics (ranking) needs no schema change; the indexed accuracy columns stay for listing.
-_MIGRATE_1_TO_2 = ("ALTER TABLE runs ADD COLUMN task TEXT DEFAULT 'classification'",
-                   "ALTER TABLE runs ADD COLUMN metrics TEXT")
+# Schema 3 (from 2): ``flags``, comma-separated warnings about a run's numbers (``diverged``, ``chance``).
+_MIGRATIONS = {1: ("ALTER TABLE runs ADD COLUMN task TEXT DEFAULT 'classification'",
+                   "ALTER TABLE runs ADD COLUMN metrics TEXT"),
+               2: ("ALTER TABLE runs ADD COLUMN flags TEXT DEFAULT ''",)}
 HOW_TO_LIST = "see the stored runs with `python -m lepton kb list`"
 
 
@@ -127,10 +129,12 @@ class KnowledgeBase(RunFolders, RunArtifacts, Housekeeping):
                     return  # ready: readers never take the write lock
                 con.execute("PRAGMA journal_mode = WAL")
                 con.execute("BEGIN IMMEDIATE")
-                if self._check_version(con) == 1 and con.execute(
+                v = self._check_version(con)
+                if v >= 1 and con.execute(
                         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
-                    for sql in _MIGRATE_1_TO_2:
-                        con.execute(sql)
+                    for step in range(v, SCHEMA_VERSION):
+                        for sql in _MIGRATIONS[step]:
+                            con.execute(sql)
                 con.execute(_SCHEMA)
                 con.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs (created)")
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -220,8 +224,9 @@ class KnowledgeBase(RunFolders, RunArtifacts, Housekeeping):
             ``method``, ``source``, ``target``, ``epochs``, ``seed``, ``source_acc`` and
             ``target_acc`` (selected, label-free checkpoint; fractions in [0, 1]),
             ``target_acc_last``, ``target_acc_oracle``, ``wall_time_s`` (seconds), ``parent``,
-            ``error``, ``epochs_done``, ``task``. Accuracies are NaN until the run ends; the
-            rest of a run's metrics is in :meth:`metrics`.
+            ``error``, ``epochs_done``, ``task``, ``flags`` (comma-separated: ``diverged``, ``chance``;
+            see :func:`lepton.training.health.diagnose`), and ``diverged`` (bool). Accuracies are NaN
+            until the run ends; the rest of a run's metrics is in :meth:`metrics`.
         """
         import pandas as pd
 
@@ -234,6 +239,8 @@ class KnowledgeBase(RunFolders, RunArtifacts, Housekeeping):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
         df["error"] = df["error"].fillna("")
         df["task"] = df["task"].fillna("classification")
+        df["flags"] = df["flags"].fillna("")
+        df["diverged"] = df["flags"].str.split(",").map(lambda f: "diverged" in f)
         df["parent"] = df["parent"].astype(object).where(df["parent"].notna(), None)
         return df
 

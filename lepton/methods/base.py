@@ -53,12 +53,13 @@ class HParam:
         return "int" if isinstance(self.default, int) else "float"
 
     def validate(self, name: str, value: Any) -> Any:
-        """Coerce ``value`` to the declared kind and check its range.
+        """Check ``value``'s type against the declared kind (no coercion: a string is not a number,
+        ``true`` is not 1) and its range; an integral float is accepted for an int.
 
         Raises
         ------
         ValueError
-            Naming the parameter, the value and the valid range or choices.
+            Naming the parameter, the value and the valid type, range or choices.
         """
         kind = self.kind
         if kind == "choice":
@@ -71,6 +72,9 @@ class HParam:
             raise ValueError(f"hyper-parameter {name}={value!r} must be true or false")
         if isinstance(value, bool):
             raise ValueError(f"hyper-parameter {name}={value!r} must be a number, not true/false")
+        if isinstance(value, str):
+            raise ValueError(f"hyper-parameter {name}={value!r} is a string; write the number without quotes "
+                             f"({name}: {self.default!r})")
         try:
             v = float(value)
         except (TypeError, ValueError):

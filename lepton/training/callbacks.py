@@ -38,5 +38,12 @@ class PrintProgress(Callback):
     def on_epoch_end(self, run, epoch, metrics) -> None:
         losses = " ".join(f"{k}={v:.3f}" for k, v in metrics.get("losses", {}).items())
         print(f"epoch {epoch:3d}/{run.config.epochs}  source acc {metrics['source_acc']:.3f}  "
-              f"target acc {metrics['target_acc']:.3f}  {run.config.select} {metrics['score']:.3f}  "
+              f"target acc {_acc(metrics['target_acc'], run.target.labelled)}  {run.config.select} {metrics['score']:.3f}  "
               f"{losses}  [{time.perf_counter() - self.t0:.1f}s]", file=self.stream, flush=True)
+
+
+def _acc(v: float, labelled: bool = True) -> str:
+    """``"0.913"``; ``"no labels"`` for an unlabelled domain; ``"-"`` for no examples."""
+    if not labelled:
+        return "no labels"
+    return "-" if v != v else f"{v:.3f}"

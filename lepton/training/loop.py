@@ -17,6 +17,7 @@ from ..data.sampling import Cycler, capped_indices, stratified_sample
 from ..evaluation.metrics import batched
 from ..methods.base import SOURCE, TARGET, TARGET_ALL, TARGET_FEW, Batch, seeded_init
 from .callbacks import Callback
+from .health import diagnose
 from .inference import TEST, TRAIN, InferencePass
 from .plan import RunState, plan
 
@@ -57,6 +58,10 @@ class RunResult:
         Knowledge-base id when the run was stored (see :func:`lepton.training.train`).
     plan : RunState or None
         The planned run, holding the method with the selected checkpoint loaded (not serialised).
+    flags : list of str
+        ``diverged`` or ``chance`` (see :func:`lepton.training.health.diagnose`); empty for a sound run.
+    diagnosis : list of str
+        The sentences behind the flags.
     """
 
     config: RunConfig
@@ -73,6 +78,8 @@ class RunResult:
     states: Dict[str, Dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
     run_id: Optional[str] = None
     plan: Optional[RunState] = field(default=None, repr=False)
+    flags: List[str] = field(default_factory=list)
+    diagnosis: List[str] = field(default_factory=list)
 
     @classmethod
     def from_summary(cls, d: Dict[str, Any]) -> "RunResult":
@@ -80,7 +87,7 @@ class RunResult:
         return cls(RunConfig.from_dict(d["config"]), d["status"], d.get("error", ""), d.get("history", []),
                    d.get("checkpoints", {}), d.get("table", []), d.get("per_class", []), d.get("confusion", []),
                    d.get("harmonisation", {}), d.get("environment", {}), float(d.get("wall_time_s", 0.0)),
-                   run_id=d.get("run_id"))
+                   run_id=d.get("run_id"), flags=list(d.get("flags", [])), diagnosis=list(d.get("diagnosis", [])))
 
     def summary(self) -> Dict[str, Any]:
         """JSON-ready dict of everything but the weights."""
@@ -88,7 +95,7 @@ class RunResult:
                 "task": self.config.task, "checkpoints": self.checkpoints, "table": self.table,
                 "per_class": self.per_class, "confusion": self.confusion, "harmonisation": self.harmonisation,
                 "environment": self.environment, "wall_time_s": round(self.wall_time_s, 3),
-                "history": self.history}
+                "history": self.history, "flags": self.flags, "diagnosis": self.diagnosis}
 
 
 def fit(config: Union[RunConfig, RunState], callbacks: Sequence[Callback] = (),
@@ -193,19 +200,26 @@ def _train(run: RunState, callbacks, stop_event, snaps) -> None:
     for epoch in range(1, cfg.epochs + 1):
         method.train()
         sums: Dict[str, float] = {}
+        counts: Dict[str, int] = {}
         for _ in range(run.steps_per_epoch):
             if stop_event is not None and stop_event.is_set():
                 raise StopRequested
             losses = method.update(streams.next(), step)
             step += 1
+            if step == 1:
+                start = dict(losses)  # the untrained model's losses: what "runaway" is measured against
             for k, v in losses.items():
                 if not math.isfinite(v):
                     raise NonFiniteLossError(f"loss {k!r} became {v} at step {step} (epoch {epoch}) of "
                                              f"{cfg.method}; lower the learning rate or the loss weight")
                 sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
             for cb in callbacks:
                 cb.on_step_end(run, step, epoch, losses)
-        row = evaluate_epoch(run, epoch, {k: v / run.steps_per_epoch for k, v in sums.items()})
+        # each metric's mean over the steps that reported it (self-training's mask rate exists only after warm-up)
+        row = evaluate_epoch(run, epoch, {k: v / counts[k] for k, v in sums.items()})
+        if epoch == 1:
+            row["losses_at_start"] = start
         run.history.append(row)
         _snapshot(run, row, snaps)
         for cb in callbacks:
@@ -240,9 +254,9 @@ def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[
     Returns
     -------
     dict
-        ``epoch``, ``source_acc`` (the first source domain), ``target_acc``, ``score`` (the
-        configured selection score), ``scores`` (all label-free scores), ``losses`` (epoch
-        means), ``time``.
+        ``epoch``, ``source_acc`` (the first source domain), ``target_acc`` (NaN for an unlabelled
+        target, which also sets ``target_labelled: False``), ``score`` (the configured selection
+        score), ``scores`` (all label-free scores), ``losses`` (epoch means), ``time``.
     """
     if run.inference is None:
         _request_eval_rows(run)
@@ -255,8 +269,11 @@ def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[
     sacc, tacc = acc(si, run.source, rows["source"]), acc(ti, run.target, rows["target"])
     scores = task.label_free_scores(out.take(ti, TRAIN, rows["unlabelled"])[1])
     scores["source-acc"] = sacc
-    return {"epoch": epoch, "source_acc": sacc, "target_acc": tacc, "score": scores[run.config.select],
-            "scores": scores, "losses": losses, "time": time.time()}
+    row = {"epoch": epoch, "source_acc": sacc, "target_acc": tacc, "score": scores[run.config.select],
+           "scores": scores, "losses": losses, "time": time.time()}
+    if not run.target.labelled:
+        row["target_labelled"] = False  # target_acc is NaN: shown as "no labels"
+    return row
 
 
 def _snapshot(run: RunState, row: Dict[str, Any], snaps: Dict[str, Dict[str, Any]]) -> None:
@@ -288,7 +305,7 @@ def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
             if role == "target" or ck == "selected":
                 acc = task.score(dom.y_test, logits(ck, d)) if len(dom.y_test) else float("nan")
                 rows.append({"domain": dom.name, "role": role, "split": "test", "checkpoint": ck,
-                             "accuracy": acc, "n": int(len(dom.y_test))})
+                             "accuracy": acc, "n": int(len(dom.y_test)), "labelled": dom.labelled})
         res.checkpoints[ck]["target_acc"] = next(r["accuracy"] for r in rows[::-1] if r["role"] == "target")
         if ck == "selected":
             res.checkpoints[ck]["source_acc"] = next(r["accuracy"] for r in rows if r["domain"] == run.source.name
@@ -301,6 +318,8 @@ def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
     res.per_class, res.confusion = rep["per_class"], rep["confusion"]
     m.load_state_dict(snaps["selected"]["state"])  # the run's model
     run.inference.invalidate()
+    res.flags, res.diagnosis = diagnose(run.history, res.checkpoints["selected"]["source_acc"], run.source.y_test,
+                                        res.checkpoints["selected"]["target_acc"], tgt.y_test)
     return res
 
 

@@ -3,7 +3,6 @@ in plain words what is odd about it, before anything trains. The app's pre-fligh
 plan's notes and errors, so pre-flight and training cannot disagree."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -13,7 +12,7 @@ import torch
 from ..config import RunConfig
 from ..data import DataError, Domain
 from ..data.prepared import prepare
-from ..data.sampling import k_shot_indices
+from ..data.sampling import batches_per_pass, k_shot_indices
 from ..methods import METHODS, Method, build_method
 from ..methods.base import SOURCE, TARGET_ALL
 from ..tasks import TASKS, Task
@@ -139,7 +138,7 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     labelled = _labelled_target(cls, hparams, tgt, config, notes)
     n_main = len(labelled) if TARGET_ALL in cls.needs else (
         max(len(d.y_train) for d in srcs) if SOURCE in cls.needs else len(tgt.y_train))
-    steps_per_epoch = max(1, math.ceil(n_main / config.batch_size))
+    steps_per_epoch = batches_per_pass(n_main, config.batch_size)  # a lone last example joins the batch before
     for level, msg in cls.plan_notes(hparams, config.batch_size, [len(d.y_train) for d in srcs] + [len(tgt.y_train)]):
         _note(notes, level, msg)
     total = steps_per_epoch * config.epochs
@@ -166,9 +165,10 @@ def _labelled_target(cls, hparams, tgt: Domain, config: RunConfig, notes) -> Opt
     kind = cls.target_labels()
     if kind == "none":
         return None
-    if len(tgt.y_train) == 0:
+    if len(tgt.y_train) == 0 or not tgt.labelled:
         raise DataError(f"{config.method} trains on labelled target examples, but the target {config.target!r} has "
-                        "no labelled training examples; pick a method that needs no target labels (e.g. dann)")
+                        f"{'no labels' if not tgt.labelled else 'no labelled training examples'}; pick a method "
+                        "that needs no target labels (e.g. dann)")
     if cls.oracle:
         _note(notes, "info", f"{config.method} trains on the target's labels: it is an oracle (an upper bound for "
               "comparison), not domain adaptation.")

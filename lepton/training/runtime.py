@@ -18,8 +18,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     ValueError
         For an unknown device name or one that is not available here.
     """
+    origin = ""
     if name in (None, "", "auto"):
         name = os.environ.get("LEPTON_DEVICE", "auto") or "auto"
+        if name != "auto":
+            origin = f" (from LEPTON_DEVICE={name})"
+    fix = "unset LEPTON_DEVICE or set it to auto or cpu" if origin else "use --device cpu or auto"
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -30,16 +34,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        raise ValueError(f"unknown device {name!r}{origin}; use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available here; use --device cpu or auto")
+        raise ValueError(f"device {name!r} asked for{origin} but CUDA is not available here; {fix}")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r} asked for but this machine has {torch.cuda.device_count()} CUDA "
+        raise ValueError(f"device {name!r} asked for{origin} but this machine has {torch.cuda.device_count()} CUDA "
                          "device(s); use cuda:0 .. cuda:N-1 or auto")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' asked for but Apple MPS is not available here; use --device cpu or auto")
+        raise ValueError(f"device 'mps' asked for{origin} but Apple MPS is not available here; {fix}")
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+        raise ValueError(f"unsupported device {name!r}{origin}; use auto, cpu, cuda, cuda:N or mps")
     return dev
 
 
