@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Optional, Tuple, Union
 
 SELECTION_SCORES = ("im", "snd", "source-acc")
+SCALINGS = ("auto", "standard", "domain-standard", "l2", "l1", "none")  # = lepton.data.pairing.SCALINGS
+PROTOCOLS = ("inductive", "transductive")
+STEPS = (1, 10_000_000)
 #: Bounds of the fields a person sets (the CLI, the app's widgets and :meth:`RunConfig.validate` read these).
 EPOCHS = (1, 10000)
 BATCH_SIZE = (1, 65536)
@@ -52,6 +55,17 @@ class RunConfig:
         (the label-free scores). The final table evaluates the whole test splits.
     task : str
         What "right" means (:data:`lepton.tasks.TASKS`): ``classification``.
+    scaling : str
+        Input scaling of feature tables (:func:`lepton.data.pairing.scale_features`): ``auto``
+        (standardise tables, leave images), ``standard``, ``domain-standard``, ``l2``, ``l1`` or
+        ``none``. Runs stored before this option existed read as ``none``.
+    steps : int, optional
+        The training budget in optimisation steps, whatever the domains' sizes; ``epochs`` is then
+        derived (the last epoch may be partial). ``None``: ``epochs`` passes.
+    protocol : str
+        ``inductive``: the final table evaluates the target's test split; ``transductive``: the
+        whole target domain (train and test rows; the published protocol of the field's tables).
+        Training never sees target labels either way.
     """
 
     source: Union[str, Tuple[str, ...]]
@@ -69,6 +83,9 @@ class RunConfig:
     init_checkpoint: str = "selected"
     eval_cap: int = 1000
     task: str = "classification"
+    scaling: str = "auto"
+    steps: Optional[int] = None
+    protocol: str = "inductive"
 
     def __post_init__(self) -> None:
         src = self.source
@@ -111,6 +128,13 @@ class RunConfig:
             raise ValueError(f"select must be one of {', '.join(SELECTION_SCORES)}, got {self.select!r}")
         if self.init_checkpoint not in ("selected", "last"):
             raise ValueError(f"init_checkpoint must be selected or last, got {self.init_checkpoint!r}")
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
+                                       or not STEPS[0] <= self.steps <= STEPS[1]):
+            raise ValueError(f"steps must be a whole number in [{STEPS[0]}, {STEPS[1]}], got {self.steps!r}")
         if not isinstance(self.hparams, dict):
             raise ValueError("hparams must be a JSON object, e.g. '{\"lr\": 0.001}'")
         return self
@@ -124,9 +148,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "RunConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        """Inverse of :meth:`to_dict`; unknown keys are ignored; a missing ``scaling`` (a run stored
+        before it existed) reads as ``none``, as that run trained."""
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
+        kw.setdefault("scaling", "none")  # a config stored before input scaling existed: rebuilt as it trained
         if "eval_domains" in kw:
             kw["eval_domains"] = tuple(kw["eval_domains"])
         if isinstance(kw.get("source"), list):

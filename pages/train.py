@@ -1,7 +1,7 @@
 """Train: pick source and target, a method and its settings, start a run and watch it live."""
 import streamlit as st
 
-from lepton.config import EPOCHS, RunConfig
+from lepton.config import EPOCHS, PROTOCOLS, SCALINGS, STEPS, RunConfig
 from lepton.methods import METHODS
 from lepton.training import jobs as core_jobs
 from ui import explore, images, live, state, widgets
@@ -42,8 +42,9 @@ cls = METHODS.get(method)
 st.caption(f"**{method}** — {cls.summary}")
 
 hparams, batch_size, device, select, init_from = {}, 64, "auto", "im", None
+steps, scaling, protocol = 0, "auto", "inductive"
 if not lesson:
-    with st.expander("Advanced settings: hyper-parameters, batch size, device, starting weights"):
+    with st.expander("Advanced settings: hyper-parameters, budget, scaling, protocol, batch size, device, starting weights"):
         hparams = widgets.hparam_inputs(method, cls)
         a, b, c = st.columns(3)
         batch_size = a.number_input("Batch size", 2, 4096, 64, key="batch_size", help="Examples per domain per step.")
@@ -51,13 +52,25 @@ if not lesson:
                              help="auto uses a GPU when there is one.")
         select = c.selectbox("Label-free checkpoint score", ["im", "snd", "source-acc"], key="select",
                              help="How the run picks its epoch without target labels.")
+        a, b, c = st.columns(3)
+        steps = a.number_input("Steps (0: use the epochs)", 0, STEPS[1], 0, key="steps",
+                               help="The training budget in optimisation steps, whatever the data's size. A run of a "
+                               "few dozen steps is too short for adaptation methods: you will get a warning.")
+        scaling = b.selectbox("Input scaling (feature tables)", list(SCALINGS), key="scaling",
+                              help="auto standardises tables with the source and target training rows' mean and "
+                              "spread (no labels); images keep pixels in [0, 1]. domain-standard: each domain by its "
+                              "own rows.")
+        protocol = c.selectbox("Evaluation protocol", list(PROTOCOLS), key="protocol",
+                               help="inductive: the target's test split. transductive: every target row (the field's "
+                               "published protocol). Training never sees target labels either way.")
         stored = explore.finished_runs()
         init_from = st.selectbox("Start from the encoder of a stored run (transfer)", [None] + list(stored.get("run_id", [])),
                                  key="init_from", format_func=lambda r: "no: fresh random weights" if r is None
                                  else explore.run_label(stored)(r), help="Reuse features learnt in an earlier run.")
 
 config = RunConfig(source=(source, *extra), target=target, method=method, hparams=hparams, epochs=int(epochs),
-                   batch_size=int(batch_size), seed=int(seed), device=device, select=select, init_from=init_from)
+                   batch_size=int(batch_size), seed=int(seed), device=device, select=select, init_from=init_from,
+                   steps=int(steps) or None, scaling=scaling, protocol=protocol)
 blocked = widgets.show_problems(state.check(config.to_json()))
 
 jm = state.jobs()

@@ -66,7 +66,8 @@ def accuracy_bars(table: List[dict]) -> go.Figure:
         if unlabelled:
             title += f" — {', '.join(unlabelled)}: no labels, no accuracy"
     df["checkpoint"] = df["checkpoint"].map(lambda c: CHECKPOINT_NAMES.get(c, c))
-    df["bar"] = df["role"] + ": " + df["domain"]
+    split = df["split"].map({"all": "all rows", "test": "test"}) if "split" in df else "test"
+    df["bar"] = df["role"] + ": " + df["domain"] + " (" + split + (", n=" + df["n"].astype(str) if "n" in df else "") + ")"
     fig = px.bar(df, x="bar", y="accuracy", color="checkpoint", barmode="group", text_auto=".1%",
                  color_discrete_sequence=["#1e3a8a", "#94a3b8", "#a855f7"],
                  hover_data={"n": True, "domain": True, "bar": False})

@@ -137,6 +137,10 @@ def results(job_id: str) -> None:
     for msg in res.diagnosis:
         st.warning(msg[0].upper() + msg[1:], icon=":material/warning:")
     st.plotly_chart(charts.accuracy_bars(res.table), key="result_bars")
+    from lepton.training.health import selection_gap
+    gap = selection_gap(res.checkpoints)
+    if gap:
+        st.markdown(gap[0].upper() + gap[1:] + ".")
     st.caption("**label-free choice**: the epoch a score without target labels picked (what you could deploy). "
                "**oracle**: the best epoch judged with the target's test labels — only for comparison.")
     if s["run_id"]:

@@ -87,16 +87,18 @@ def cmd_train(args) -> int:
     from ..config import RunConfig
     from ..training import Callback, PrintProgress, train
 
-    class Notes(Callback):  # the plan's warnings, one line each, before the first step
+    class Notes(Callback):  # the plan's warnings and notes, one line each, before the first step
         def on_run_start(self, run) -> None:
             for note in run.notes:
-                if note["level"] == "warning":
-                    print(f"lepton: warning: {note['message']}", file=sys.stderr, flush=True)
+                if note["level"] in ("warning", "info") and not (args.quiet and note["level"] == "info"):
+                    print(f"lepton: {'warning' if note['level'] == 'warning' else 'note'}: {note['message']}",
+                          file=sys.stderr, flush=True)
 
     cfg = RunConfig(source=tuple(args.source), target=args.target, method=args.method,
                     hparams=_parse_hparams(args.hparams), epochs=args.epochs, batch_size=args.batch_size,
                     seed=args.seed, device=args.device, select=args.select, eval_domains=tuple(args.eval or ()),
-                    encoder=args.encoder, init_from=args.init_from)
+                    encoder=args.encoder, init_from=args.init_from, scaling=args.scaling, steps=args.steps,
+                    protocol=args.protocol)
     kb = None
     if not args.no_store or args.init_from:
         from ..kb import KnowledgeBase
@@ -125,7 +127,12 @@ def _print_result(result) -> None:
     if not result.table:
         print("no epoch finished; nothing to report")
         return
-    print(f"{'domain':24s} {'role':7s} {'split':6s} {'checkpoint':30s} {'accuracy':>9s}")
+    b = result.budget
+    if b:
+        print(f"budget: {b.get('steps_done', b.get('steps')):,} of {b.get('steps'):,} optimisation steps, "
+              f"{b.get('steps_per_epoch')} per epoch   protocol: {result.config.protocol}   "
+              f"scaling: {result.harmonisation.get('scaling', {}).get('method', 'images: pixels in [0, 1]')}")
+    print(f"{'domain':24s} {'role':7s} {'split':6s} {'checkpoint':30s} {'accuracy':>9s} {'n':>7s}")
     sel = result.config.select
     labels = {"selected": f"label-free ({sel}) [model]", "last": "last epoch", "oracle": "oracle-best (target labels)"}
     for r in result.table:
@@ -133,7 +140,11 @@ def _print_result(result) -> None:
             continue  # no labels, no oracle
         ep = result.checkpoints[r["checkpoint"]]["epoch"]
         print(f"{r['domain']:24s} {r['role']:7s} {r['split']:6s} {labels[r['checkpoint']] + f' @{ep}':30s} "
-              f"{_fmt(r['accuracy']) if r.get('labelled', True) else 'no labels':>9s}")
+              f"{_fmt(r['accuracy']) if r.get('labelled', True) else 'no labels':>9s} {r.get('n', ''):>7}")
+    from ..training.health import selection_gap
+    gap = selection_gap(result.checkpoints)
+    if gap is not None:
+        print(gap)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,7 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method", default="source-only")
     t.add_argument("--epochs", type=int, default=10, help=f"passes over the source training split "
                    f"({EPOCHS[0]}..{EPOCHS[1]})")
+    t.add_argument("--steps", type=int, default=None, help="the training budget in optimisation steps, whatever "
+                   "the data's size (overrides --epochs; the last epoch may be partial)")
     t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--scaling", default="auto", choices=["auto", "standard", "domain-standard", "l2", "l1", "none"],
+                   help="input scaling of feature tables, fitted without labels on the source and target training "
+                   "rows (auto: standard for tables, none for images)")
+    t.add_argument("--protocol", default="inductive", choices=["inductive", "transductive"],
+                   help="evaluate the target on its test split (inductive) or on all its rows (transductive, the "
+                   "field's published protocol); training never sees target labels")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--hparams", default=None, help="JSON object of hyper-parameters")
     t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")

@@ -9,7 +9,11 @@ from .domain import DataError, Domain
 from .shifts import resize_images
 
 
-def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None
+#: Input scaling of feature tables (:func:`scale_features`); images keep pixels in [0, 1].
+SCALINGS = ("auto", "standard", "domain-standard", "l2", "l1", "none")
+
+
+def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, scaling: str = "none"
               ) -> Tuple[List[Domain], Dict[str, object]]:
     """Make domains comparable: one image size and framing, one channel count, shared classes.
 
@@ -30,6 +34,9 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None
         ``[source, target, *extra]``, or any order with ``roles``.
     roles : sequence of str, optional
         One per domain; at least one ``source`` and exactly one ``target``.
+    scaling : str
+        Input scaling of feature tables, one of :data:`SCALINGS` (see :func:`scale_features`;
+        ``auto`` is ``standard`` for tables). Image domains accept only ``auto`` and ``none``.
 
     Returns
     -------
@@ -43,7 +50,8 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None
     ------
     DataError
         Different modalities or feature sizes, no shared class, fewer than 2 shared classes, an
-        empty source or target training split, an unlabelled or single-class source.
+        empty source or target training split, an unlabelled or single-class source, an unknown
+        scaling or one that does not apply to images.
     """
     domains = list(domains)
     roles = list(roles) if roles is not None else (["source", "target"] + ["eval"] * (len(domains) - 2))[:len(domains)]
@@ -81,14 +89,90 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None
             record["notes"].append(shifted)
         record["notes"].append("classes not shared by all domains were dropped: " + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in record["dropped_classes"].items()))
+    if scaling not in SCALINGS:
+        raise DataError(f"unknown scaling {scaling!r}; use one of {', '.join(SCALINGS)}")
     if src.modality == "image":
+        if scaling not in ("auto", "none"):
+            raise DataError(f"scaling {scaling!r} applies to feature tables; image pixels stay in [0, 1] "
+                            "(use --scaling auto or none)")
         domains = _harmonise_images(domains, record)
     else:
         dims = {d.input_shape for d in domains}
         if len(dims) > 1:
             raise DataError("feature sizes differ: " + ", ".join(f"{d.name} {d.input_shape}" for d in domains)
                             + "; use tables with the same columns")
+        domains = scale_features(domains, roles, "standard" if scaling == "auto" else scaling, record)
     return domains, record
+
+
+def scale_features(domains: List[Domain], roles: Sequence[str], scaling: str, record: Dict[str, object]
+                   ) -> List[Domain]:
+    """Scale feature tables, fitted without labels on the training rows of the paired domains.
+
+    * ``standard``: every column to zero mean and unit variance, with the mean and standard
+      deviation of the source and target *training* rows pooled (labels never read); extra
+      evaluation domains get the same transform without entering the fit. A constant column
+      keeps its scale (divided by 1).
+    * ``domain-standard``: each domain standardised by its own training rows (a strong baseline
+      under shift: it removes each domain's first and second moments).
+    * ``l2`` / ``l1``: each row divided by its Euclidean / absolute-sum norm.
+    * ``none``: as read.
+
+    Parameters
+    ----------
+    domains : list of Domain
+        Feature domains ``(N, D)`` float32, in the order of ``roles``.
+    roles : sequence of str
+    scaling : str
+        One of the above.
+    record : dict
+        The harmonisation record; ``scaling`` is set to ``{"method", "fitted_on", "rows"}`` (and
+        ``mean``/``std`` summaries for the standardisations) and a sentence is added to
+        ``scaling_note``.
+
+    Returns
+    -------
+    list of Domain
+        New domains (arrays copied), float32.
+    """
+    if scaling == "none":
+        record["scaling"] = {"method": "none", "fitted_on": "nothing: features as read"}
+        record["scaling_note"] = "feature tables are used as read (no scaling)"
+        return domains
+    fit_rows = [d.x_train for d, r in zip(domains, roles) if r in ("source", "target")]
+    out: List[Domain] = []
+    if scaling == "standard":
+        pooled = np.concatenate(fit_rows)
+        mean = pooled.mean(0, dtype=np.float64)
+        std = pooled.std(0, dtype=np.float64)
+        std[std == 0] = 1.0
+        for d in domains:
+            out.append(d.with_arrays(x_train=((d.x_train - mean) / std).astype(np.float32),
+                                     x_test=((d.x_test - mean) / std).astype(np.float32)))
+        record["scaling"] = {"method": "standard", "fitted_on": "source and target training rows, no labels",
+                             "rows": int(len(pooled)), "constant_columns": int((pooled.std(0) == 0).sum())}
+        record["scaling_note"] = (f"feature tables standardised: each column to zero mean and unit variance, fitted "
+                                  f"on the {len(pooled):,} source and target training rows without labels "
+                                  "(--scaling none turns it off)")
+    elif scaling == "domain-standard":
+        for d in domains:
+            m, sd = d.x_train.mean(0, dtype=np.float64), d.x_train.std(0, dtype=np.float64)
+            sd[sd == 0] = 1.0
+            out.append(d.with_arrays(x_train=((d.x_train - m) / sd).astype(np.float32),
+                                     x_test=((d.x_test - m) / sd).astype(np.float32)))
+        record["scaling"] = {"method": "domain-standard", "fitted_on": "each domain's own training rows, no labels"}
+        record["scaling_note"] = ("feature tables standardised per domain: each domain's columns to zero mean and "
+                                  "unit variance on its own training rows, without labels")
+    else:
+        order = 2 if scaling == "l2" else 1
+
+        def norm(x: np.ndarray) -> np.ndarray:
+            n = np.linalg.norm(x, ord=order, axis=1, keepdims=True)
+            return (x / np.where(n == 0, 1.0, n)).astype(np.float32)
+        out = [d.with_arrays(x_train=norm(d.x_train), x_test=norm(d.x_test)) for d in domains]
+        record["scaling"] = {"method": scaling, "fitted_on": "nothing: each row by its own norm"}
+        record["scaling_note"] = f"feature rows divided by their {'Euclidean' if order == 2 else 'L1'} norm"
+    return out
 
 
 def _label_bases(domains: List[Domain], record: Dict[str, object]) -> None:

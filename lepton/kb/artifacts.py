@@ -172,7 +172,7 @@ class RunArtifacts:
         roles = meta.get("roles") or (["source", "target"] + ["eval"] * (len(names) - 2))
         if not 0 <= int(domain_id) < len(names):
             raise KBError(f"run {rid} has {len(names)} domains; there is no domain {domain_id}")
-        doms = _harmonised(tuple(names), tuple(roles), data_dir)
+        doms = _harmonised(tuple(names), tuple(roles), data_dir, meta.get("config", {}).get("scaling", "none"))
         x = doms[int(domain_id)].x_test
         idx = np.asarray(list(index), dtype=np.int64)
         if len(idx) and (idx.min() < 0 or idx.max() >= len(x)):
@@ -180,15 +180,15 @@ class RunArtifacts:
         return x[idx]
 
 
-def _harmonised(names: tuple, roles: tuple, data_dir) -> list:
+def _harmonised(names: tuple, roles: tuple, data_dir, scaling: str = "none") -> list:
     from ..data import load_domain
     from ..data.pairing import harmonise
-    key = (names, roles, str(data_dir))
+    key = (names, roles, str(data_dir), scaling)
     with _INPUTS_LOCK:
         if key in _INPUTS:
             _INPUTS.move_to_end(key)
             return _INPUTS[key]
-    doms, _ = harmonise([load_domain(n, data_dir) for n in names], list(roles))
+    doms, _ = harmonise([load_domain(n, data_dir) for n in names], list(roles), scaling)
     with _INPUTS_LOCK:
         _INPUTS[key] = doms
         while len(_INPUTS) > 4:

@@ -8,11 +8,15 @@ guessing the most frequent class, still "completes"; its numbers look like resul
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 RUNAWAY_FACTOR = 1e3  # a loss this many times above its first epoch (and above 1) has run away
+ALIGNMENT_LOSSES = ("coral", "mmd", "domain")  # names the alignment methods report their loss under
+NEGLIGIBLE_ALIGNMENT = 1e-3  # weight x alignment loss below this share of the task loss does nothing
+LOW_SOURCE_ACC = 0.6  # a model below this on its own labelled source has not fitted it
+COLLAPSE_SHARE = 0.01  # a class predicted for fewer than 1 % of the target rows counts as unused
 
 
 def chance_margin(p: float, n: int) -> float:
@@ -69,6 +73,58 @@ def at_chance(accuracy: float, y: np.ndarray) -> Tuple[bool, float]:
     return accuracy <= majority + chance_margin(majority, len(y)), majority
 
 
+def health_warnings(history: Sequence[Dict[str, Any]], source_acc: float, target_pred: np.ndarray, n_classes: int,
+                    trade_off: float = 1.0) -> Tuple[List[str], List[str]]:
+    """Weaker signs than divergence that a run's number is not what its method can do.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        Per-epoch rows (``losses``).
+    source_acc : float
+        Test accuracy of the run's model on the first source.
+    target_pred : np.ndarray
+        int ``(N,)`` the model's predicted classes on the target test rows (labels not needed).
+    n_classes : int
+    trade_off : float
+        The method's alignment loss weight (1 when it has none).
+
+    Returns
+    -------
+    flags : list of str
+        ``collapsed`` (predictions on few classes), ``underfit`` (source accuracy below
+        :data:`LOW_SOURCE_ACC`), ``weak-alignment`` (weighted alignment loss below
+        :data:`NEGLIGIBLE_ALIGNMENT` of the task loss in the last epoch).
+    messages : list of str
+    """
+    flags, msgs = [], []
+    pred = np.asarray(target_pred)
+    if len(pred) >= 10 * n_classes and n_classes >= 3:
+        share = np.bincount(pred, minlength=n_classes) / len(pred)
+        used = int((share >= COLLAPSE_SHARE).sum())
+        if used <= n_classes // 2:
+            flags.append("collapsed")
+            msgs.append(f"the target predictions collapsed onto {used} of {n_classes} classes (the most frequent takes "
+                        f"{100 * share.max():.0f} % of the rows): the model maps the target to a few classes, as "
+                        "self-training does when its pseudo-labels reinforce early mistakes; compare with source-only "
+                        "or raise the confidence threshold")
+    if math.isfinite(source_acc) and source_acc < LOW_SOURCE_ACC:
+        flags.append("underfit")
+        msgs.append(f"the model fits its own labelled source poorly ({100 * source_acc:.1f} % source accuracy): "
+                    "give it more optimisation steps (--steps) before reading its target accuracy")
+    last = history[-1].get("losses", {}) if history else {}
+    task = last.get("cls")
+    for k in ALIGNMENT_LOSSES:
+        v = last.get(k)
+        if v is not None and task and math.isfinite(v) and abs(trade_off * v) < NEGLIGIBLE_ALIGNMENT * abs(task):
+            flags.append("weak-alignment")
+            msgs.append(f"the alignment loss {k!r} ({trade_off:g} x {v:.2g}) is negligible beside the task loss "
+                        f"({task:.2g}) in the last epoch: this run is source-only in effect; raise trade_off or "
+                        "check the features' scale (--scaling)")
+            break
+    return flags, msgs
+
+
 def diagnose(history: Sequence[Dict[str, Any]], source_acc: float, source_y: np.ndarray,
              target_acc: float = float("nan"), target_y: np.ndarray = np.zeros(0, np.int64)
              ) -> Tuple[List[str], List[str]]:
@@ -108,3 +164,26 @@ def diagnose(history: Sequence[Dict[str, Any]], source_acc: float, source_y: np.
         msgs.append(f"target accuracy {100 * target_acc:.1f} % is at chance (always guessing the most frequent class "
                     f"scores {100 * tgt_major:.1f} %): nothing transferred")
     return flags, msgs
+
+
+def selection_gap(checkpoints: Dict[str, Dict[str, Any]]) -> Optional[str]:
+    """One sentence: what the label-free checkpoint choice cost against the oracle-best epoch.
+
+    Parameters
+    ----------
+    checkpoints : dict
+        A run's ``checkpoints`` (``selected`` and ``oracle``: ``epoch``, ``target_acc``).
+
+    Returns
+    -------
+    str or None
+        ``None`` when either accuracy is missing (an unlabelled target).
+    """
+    sel, orc = (checkpoints.get(k, {}) for k in ("selected", "oracle"))
+    a, b = sel.get("target_acc"), orc.get("target_acc")
+    if a is None or b is None or a != a or b != b:
+        return None
+    if sel.get("epoch") == orc.get("epoch"):
+        return f"the label-free choice (epoch {sel.get('epoch')}) is also the oracle-best epoch: it cost nothing here"
+    return (f"the label-free choice (epoch {sel.get('epoch')}, {100 * a:.1f}%) is {100 * (b - a):.1f} points below the "
+            f"oracle-best epoch ({orc.get('epoch')}, {100 * b:.1f}%), which only target labels could pick")

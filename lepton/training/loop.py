@@ -17,7 +17,7 @@ from ..data.sampling import Cycler, capped_indices, stratified_sample
 from ..evaluation.metrics import batched
 from ..methods.base import SOURCE, TARGET, TARGET_ALL, TARGET_FEW, Batch, seeded_init
 from .callbacks import Callback
-from .health import diagnose
+from .health import diagnose, health_warnings
 from .inference import TEST, TRAIN, InferencePass
 from .plan import RunState, plan
 
@@ -62,6 +62,8 @@ class RunResult:
         ``diverged`` or ``chance`` (see :func:`lepton.training.health.diagnose`); empty for a sound run.
     diagnosis : list of str
         The sentences behind the flags.
+    budget : dict
+        ``steps`` (planned optimisation steps), ``steps_done``, ``steps_per_epoch``, ``epochs``.
     """
 
     config: RunConfig
@@ -80,6 +82,7 @@ class RunResult:
     plan: Optional[RunState] = field(default=None, repr=False)
     flags: List[str] = field(default_factory=list)
     diagnosis: List[str] = field(default_factory=list)
+    budget: Dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_summary(cls, d: Dict[str, Any]) -> "RunResult":
@@ -87,7 +90,8 @@ class RunResult:
         return cls(RunConfig.from_dict(d["config"]), d["status"], d.get("error", ""), d.get("history", []),
                    d.get("checkpoints", {}), d.get("table", []), d.get("per_class", []), d.get("confusion", []),
                    d.get("harmonisation", {}), d.get("environment", {}), float(d.get("wall_time_s", 0.0)),
-                   run_id=d.get("run_id"), flags=list(d.get("flags", [])), diagnosis=list(d.get("diagnosis", [])))
+                   run_id=d.get("run_id"), flags=list(d.get("flags", [])), diagnosis=list(d.get("diagnosis", [])),
+                   budget=dict(d.get("budget", {})))
 
     def summary(self) -> Dict[str, Any]:
         """JSON-ready dict of everything but the weights."""
@@ -95,7 +99,7 @@ class RunResult:
                 "task": self.config.task, "checkpoints": self.checkpoints, "table": self.table,
                 "per_class": self.per_class, "confusion": self.confusion, "harmonisation": self.harmonisation,
                 "environment": self.environment, "wall_time_s": round(self.wall_time_s, 3),
-                "history": self.history, "flags": self.flags, "diagnosis": self.diagnosis}
+                "history": self.history, "flags": self.flags, "diagnosis": self.diagnosis, "budget": self.budget}
 
 
 def fit(config: Union[RunConfig, RunState], callbacks: Sequence[Callback] = (),
@@ -154,6 +158,8 @@ def fit(config: Union[RunConfig, RunState], callbacks: Sequence[Callback] = (),
         raise
     result = _finish(run, snaps, status, error)
     result.wall_time_s = time.perf_counter() - t0
+    result.budget = {"steps": run.total_steps, "steps_done": run.steps_done, "steps_per_epoch": run.steps_per_epoch,
+                     "epochs": cfg.epochs}
     for cb in callbacks:
         cb.on_run_end(run, result)
     return result
@@ -201,11 +207,12 @@ def _train(run: RunState, callbacks, stop_event, snaps) -> None:
         method.train()
         sums: Dict[str, float] = {}
         counts: Dict[str, int] = {}
-        for _ in range(run.steps_per_epoch):
+        for _ in range(min(run.steps_per_epoch, run.total_steps - step)):  # a steps budget may end mid-epoch
             if stop_event is not None and stop_event.is_set():
                 raise StopRequested
             losses = method.update(streams.next(), step)
             step += 1
+            run.steps_done = step
             if step == 1:
                 start = dict(losses)  # the untrained model's losses: what "runaway" is measured against
             for k, v in losses.items():
@@ -300,12 +307,15 @@ def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
         res.states[name] = snaps[name]["state"]
     logits = _FullTest(run, snaps)
     rows = []
+    trans = cfg.protocol == "transductive"
     for ck in ("last", "oracle", "selected"):
         for d, (dom, role) in enumerate(zip(run.domains, run.roles)):
             if role == "target" or ck == "selected":
-                acc = task.score(dom.y_test, logits(ck, d)) if len(dom.y_test) else float("nan")
-                rows.append({"domain": dom.name, "role": role, "split": "test", "checkpoint": ck,
-                             "accuracy": acc, "n": int(len(dom.y_test)), "labelled": dom.labelled})
+                split = "all" if trans and role == "target" else "test"
+                y = np.concatenate([dom.y_train, dom.y_test]) if split == "all" else dom.y_test
+                acc = task.score(y, logits(ck, d, split)) if len(y) else float("nan")
+                rows.append({"domain": dom.name, "role": role, "split": split, "checkpoint": ck,
+                             "accuracy": acc, "n": int(len(y)), "labelled": dom.labelled})
         res.checkpoints[ck]["target_acc"] = next(r["accuracy"] for r in rows[::-1] if r["role"] == "target")
         if ck == "selected":
             res.checkpoints[ck]["source_acc"] = next(r["accuracy"] for r in rows if r["domain"] == run.source.name
@@ -320,6 +330,12 @@ def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
     run.inference.invalidate()
     res.flags, res.diagnosis = diagnose(run.history, res.checkpoints["selected"]["source_acc"], run.source.y_test,
                                         res.checkpoints["selected"]["target_acc"], tgt.y_test)
+    if "diverged" not in res.flags:
+        flags, msgs = health_warnings(run.history, res.checkpoints["selected"]["source_acc"],
+                                      np.asarray(out).argmax(1) if len(out) else np.zeros(0, np.int64), tgt.n_classes,
+                                      float(cfg.hparams.get("trade_off", 1.0)))
+        res.flags += flags
+        res.diagnosis += msgs
     return res
 
 
@@ -330,16 +346,21 @@ class _FullTest:
     def __init__(self, run: RunState, snaps: Dict[str, Dict[str, Any]]):
         self.run, self.snaps, self.memo, self.loaded = run, snaps, {}, None
 
-    def __call__(self, ck: str, d: int) -> np.ndarray:
+    def __call__(self, ck: str, d: int, split: str = "test") -> np.ndarray:
         entry, dom = self.snaps[ck], self.run.domains[d]
-        key = (entry["row"]["epoch"], d)
+        key = (entry["row"]["epoch"], d, split)
         if key not in self.memo:
             n = len(dom.y_test)
-            if entry["outputs"].covers(d, TEST, n):
+            if split == "test" and entry["outputs"].covers(d, TEST, n):
                 self.memo[key] = entry["outputs"].take(d, TEST, np.arange(n))[1]
+            elif split == "all":  # transductive: the training rows, then the test rows
+                self.memo[key] = np.concatenate([self._predict(entry, key, dom.x_train), self(ck, d, "test")])
             else:
-                if self.loaded != key[0]:
-                    self.run.method.load_state_dict(entry["state"])
-                    self.loaded = key[0]
-                self.memo[key] = batched(self.run.method.predict, dom.x_test, 2048)
+                self.memo[key] = self._predict(entry, key, dom.x_test)
         return self.memo[key]
+
+    def _predict(self, entry, key, x: np.ndarray) -> np.ndarray:
+        if self.loaded != key[0]:
+            self.run.method.load_state_dict(entry["state"])
+            self.loaded = key[0]
+        return batched(self.run.method.predict, x, 2048)

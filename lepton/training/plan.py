@@ -3,6 +3,7 @@ in plain words what is odd about it, before anything trains. The app's pre-fligh
 plan's notes and errors, so pre-flight and training cannot disagree."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -14,7 +15,7 @@ from ..data import DataError, Domain
 from ..data.prepared import prepare
 from ..data.sampling import batches_per_pass, k_shot_indices
 from ..methods import METHODS, Method, build_method
-from ..methods.base import SOURCE, TARGET_ALL
+from ..methods.base import SOURCE, TARGET, TARGET_ALL
 from ..tasks import TASKS, Task
 from .runtime import environment, resolve_device
 
@@ -40,7 +41,8 @@ class RunState:
     device : torch.device
     steps_per_epoch, total_steps : int
         An epoch is one pass over the largest source training split (over the target training
-        split for methods without labelled source data).
+        split for methods without labelled source data); with ``config.steps`` the run takes
+        exactly that many steps (``config.epochs`` derived, the last epoch possibly partial).
     environment : dict
     notes : list of dict
         ``{"level": "warning" | "info", "message": str}``: what a person should know.
@@ -69,6 +71,7 @@ class RunState:
     history: List[Dict[str, Any]] = field(default_factory=list)
     run_id: Optional[str] = None
     inference: Any = None
+    steps_done: int = 0
 
     @property
     def sources(self) -> List[Domain]:
@@ -130,9 +133,11 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     init_state, init_from = _init_state(config, kb)
     names = [*config.sources, config.target, *config.eval_domains]
     roles = ["source"] * len(config.sources) + ["target"] + ["eval"] * len(config.eval_domains)
-    domains, record = prepare(names, roles, data_dir)  # disk-cached for benchmark files
+    domains, record = prepare(names, roles, data_dir, scaling=config.scaling)  # disk-cached for benchmark files
     for msg in record.get("notes", []):
         _note(notes, "warning", msg)
+    if record.get("scaling_note"):
+        _note(notes, "info", record["scaling_note"])
     srcs = [d for d, r in zip(domains, roles) if r == "source"]
     tgt = domains[roles.index("target")]
     labelled = _labelled_target(cls, hparams, tgt, config, notes)
@@ -141,8 +146,10 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     steps_per_epoch = batches_per_pass(n_main, config.batch_size)  # a lone last example joins the batch before
     for level, msg in cls.plan_notes(hparams, config.batch_size, [len(d.y_train) for d in srcs] + [len(tgt.y_train)]):
         _note(notes, level, msg)
-    total = steps_per_epoch * config.epochs
-    config = RunConfig.from_dict({**config.to_dict(), "hparams": hparams, "init_from": init_from})
+    epochs = config.epochs if config.steps is None else math.ceil(config.steps / steps_per_epoch)
+    total = steps_per_epoch * epochs if config.steps is None else config.steps
+    _budget_note(notes, cls, total, steps_per_epoch, epochs, n_main, config)
+    config = RunConfig.from_dict({**config.to_dict(), "hparams": hparams, "init_from": init_from, "epochs": epochs})
     method = build_method(config.method, srcs[0].input_shape, srcs[0].n_classes, hparams, device=device,
                           total_steps=total, encoder=config.encoder, modality=srcs[0].modality, seed=config.seed,
                           amp=device.type == "cuda", make_head=task.make_head)
@@ -150,6 +157,22 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
         method.load_encoder(init_state)
     return RunState(config, method, task, domains, roles, record, device, steps_per_epoch, total,
                     environment(device), notes, labelled)
+
+
+#: Fewer optimisation steps than this in an adaptation run earn a warning: adversarial and
+#: alignment methods did not even fit a few-hundred-row source in 20-40 steps (issue 12).
+MIN_ADAPTATION_STEPS = 150
+
+
+def _budget_note(notes, cls, total: int, per_epoch: int, epochs: int, n_main: int, config: RunConfig) -> None:
+    what = (f"{total:,} optimisation steps ({epochs} epoch(s) of {per_epoch} batches of {config.batch_size} over "
+            f"{n_main:,} training rows)")
+    if TARGET in cls.needs and SOURCE in cls.needs and total < MIN_ADAPTATION_STEPS:
+        _note(notes, "warning", f"a small training budget: {what}; adaptation methods need a few hundred steps "
+              f"to fit the source and align, so this run may lose to source-only for that reason alone. Give "
+              f"--steps {max(1000, MIN_ADAPTATION_STEPS)} (the budget whatever the data's size) or more epochs")
+    else:
+        _note(notes, "info", f"training budget: {what}")
 
 
 def _init_state(config: RunConfig, kb):

@@ -156,3 +156,18 @@ def test_a_ready_lesson_fills_the_page(fake_jobs):
     at.button(key="start").click().run()
     (job,) = fake_jobs["jm"].list()
     assert job.config.target == hard.target
+
+
+def test_budget_scaling_and_protocol_reach_the_run_and_a_short_budget_is_warned(fake_jobs):
+    at = open_page("train")
+    at.number_input(key="steps").set_value(30).run()
+    no_exception(at)
+    assert "A small training budget: 30 optimisation steps" in texts(at)
+    at.selectbox(key="protocol").select("transductive").run()
+    at.selectbox(key="scaling").select("none").run()
+    no_exception(at)
+    at.button(key="start").click().run()
+    no_exception(at)
+    from ui import state
+    cfg = fake_jobs["jm"].get(at.session_state[state.JOB_KEY]).config
+    assert cfg.steps == 30 and cfg.protocol == "transductive" and cfg.scaling == "none"

@@ -1,0 +1,114 @@
+"""Strong, honest defaults on a user's own tables (issue 12): input scaling, a training budget in
+steps, the transductive protocol, n per figure, the label-free choice's gap to the oracle, and
+run-health warnings. Real data: scikit-learn's digits written out as CSV tables."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from lepton.cli import main
+from lepton.config import RunConfig
+from lepton.data import load_domain
+from lepton.data.pairing import harmonise
+from lepton.training import fit
+from lepton.training.health import health_warnings
+
+
+def _table(path, name, scale=1.0):
+    d = load_domain(name)
+    x = np.concatenate([d.x_train, d.x_test]).reshape(-1, 64) * scale
+    df = pd.DataFrame(x, columns=[f"p{i}" for i in range(64)])
+    df["label"] = np.concatenate([d.y_train, d.y_test])
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    t = tmp_path_factory.mktemp("defaults")
+    return {"src": _table(t / "src.csv", "digits"), "tgt": _table(t / "tgt.csv", "digits-noisy"),
+            "src1000": _table(t / "src1000.csv", "digits", 1000.0),
+            "tgt1000": _table(t / "tgt1000.csv", "digits-noisy", 1000.0)}
+
+
+def test_tables_are_standardised_without_labels_by_default_and_it_is_recorded(tables):
+    doms = [load_domain(tables["src"]), load_domain(tables["tgt"])]
+    (s, t), rec = harmonise(doms, scaling="auto")
+    pooled = np.concatenate([s.x_train, t.x_train])
+    assert np.allclose(pooled.mean(0), 0, atol=1e-4)
+    live = pooled.std(0) > 0
+    assert np.allclose(pooled.std(0)[live], 1, atol=1e-3)
+    assert rec["scaling"]["method"] == "standard" and "no labels" in rec["scaling"]["fitted_on"]
+    assert rec["scaling"]["rows"] == len(pooled)
+    (s2, t2), rec2 = harmonise(doms, scaling="none")
+    np.testing.assert_array_equal(s2.x_train, doms[0].x_train)
+    (s3, t3), _ = harmonise(doms, scaling="domain-standard")
+    assert np.allclose(t3.x_train.mean(0), 0, atol=1e-4) and np.allclose(s3.x_train.mean(0), 0, atol=1e-4)
+    (s4, _), _ = harmonise(doms, scaling="l2")
+    assert np.allclose(np.linalg.norm(s4.x_train, axis=1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="applies to feature tables"):
+        harmonise([load_domain("digits"), load_domain("digits-rotated")], scaling="standard")
+
+
+def test_a_table_a_thousand_times_larger_trains_the_same_under_standard_scaling(tables):
+    """Deep CORAL on raw features: its loss grows with the fourth power of the scale; standardised,
+    the x1,000 table and the original give the same run."""
+    runs = [fit(RunConfig(tables[s], tables[t], "deep-coral", epochs=2, seed=0))
+            for s, t in (("src", "tgt"), ("src1000", "tgt1000"))]
+    a, b = (r.history[-1]["losses"] for r in runs)
+    assert a["coral"] == pytest.approx(b["coral"], rel=1e-3) and a["cls"] == pytest.approx(b["cls"], rel=1e-3)
+    assert runs[0].checkpoints["selected"]["target_acc"] == pytest.approx(runs[1].checkpoints["selected"]["target_acc"],
+                                                                          abs=0.01)
+    raw = [fit(RunConfig(tables[s], tables[t], "deep-coral", epochs=1, seed=0, scaling="none"))
+           for s, t in (("src", "tgt"), ("src1000", "tgt1000"))]
+    assert raw[1].history[0]["losses"]["coral"] > 1e3 * raw[0].history[0]["losses"]["coral"]  # what scaling removes
+
+
+def test_steps_is_the_budget_whatever_the_size_and_a_small_one_is_warned(tables, capsys):
+    run = fit(RunConfig("digits", "digits-rotated", "dann", steps=30, seed=0))
+    assert run.budget == {"steps": 30, "steps_done": 30, "steps_per_epoch": 20, "epochs": 2}
+    assert len(run.history) == 2
+    assert main(["train", "--source", "digits", "--target", "digits-rotated", "--method", "dann", "--steps", "30",
+                 "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "A small training budget: 30 optimisation steps" in err and "--steps 1000" in err
+    assert "budget: 30 of 30 optimisation steps, 20 per epoch" in out
+    assert main(["train", "--source", "digits", "--target", "digits-rotated", "--steps", "0"]) == 2
+    assert "steps must be a whole number" in capsys.readouterr().err
+
+
+def test_transductive_protocol_evaluates_the_whole_target_and_says_so(tables, capsys):
+    assert main(["train", "--source", "digits", "--target", "digits-rotated", "--method", "source-only",
+                 "--epochs", "2", "--protocol", "transductive", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln.split() for ln in out.splitlines() if " target " in ln]
+    assert rows and all(r[2] == "all" and r[-1] == "1797" for r in rows)  # 1,257 + 540 rows
+    src = [ln.split() for ln in out.splitlines() if " source " in ln]
+    assert src[0][2] == "test" and src[0][-1] == "540"
+    assert "protocol: transductive" in out
+    assert "oracle-best epoch" in out or "also the oracle-best epoch" in out  # the choice's cost, stated
+
+
+def test_old_stored_configs_rebuild_without_scaling():
+    cfg = RunConfig.from_dict({"source": "a.csv", "target": "b.csv", "method": "dann"})
+    assert cfg.scaling == "none" and RunConfig("a", "b").scaling == "auto"
+
+
+def test_run_health_warnings_on_collapse_underfit_and_negligible_alignment():
+    hist = [{"epoch": 1, "losses": {"cls": 0.23, "coral": 1e-5}}]
+    pred = np.r_[np.zeros(95, int), np.ones(5, int)]
+    flags, msgs = health_warnings(hist, 0.55, pred, 10, trade_off=1.0)
+    assert flags == ["collapsed", "underfit", "weak-alignment"]
+    assert "collapsed onto 2 of 10 classes" in msgs[0] and "--steps" in msgs[1] and "'coral'" in msgs[2]
+    ok, _ = health_warnings([{"epoch": 1, "losses": {"cls": 0.2, "domain": 0.69}}], 0.95, np.arange(100) % 10, 10)
+    assert ok == []
+
+
+def test_a_collapsed_self_training_run_is_warned_in_the_cli_and_stored(capsys):
+    assert main(["train", "--source", "digits", "--target", "digits-rotated", "--method", "self-training",
+                 "--epochs", "15", "--quiet", "--hparams", '{"threshold": 0.0}']) == 0
+    assert "the target predictions collapsed onto" in capsys.readouterr().err
+    from lepton.kb import KnowledgeBase
+    kb = KnowledgeBase()
+    df = kb.list_runs()
+    assert "collapsed" in df["flags"][0] and not df["diverged"][0]
+    assert any("collapsed" in m for m in kb.get_run(df["run_id"][0])["summary"]["diagnosis"])
