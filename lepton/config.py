@@ -5,7 +5,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Optional, Tuple, Union
 
-SELECTION_SCORES = ("im", "snd", "source-acc")
+SELECTION_SCORES = ("im", "snd", "source-acc", "dev")
 SCALINGS = ("auto", "standard", "domain-standard", "l2", "l1", "none")  # = lepton.data.pairing.SCALINGS
 PROTOCOLS = ("inductive", "transductive")
 STEPS = (1, 10_000_000)
@@ -39,7 +39,8 @@ class RunConfig:
         ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
     select : str
         Label-free checkpoint score: ``im`` (information maximisation), ``snd`` (soft
-        neighbourhood density) or ``source-acc`` (source test accuracy).
+        neighbourhood density), ``source-acc`` (source test accuracy) or ``dev`` (deep embedded
+        validation, You et al. 2019: importance-weighted source validation risk).
     eval_domains : tuple of str
         Extra domains evaluated after training.
     encoder : str

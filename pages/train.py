@@ -1,7 +1,7 @@
 """Train: pick source and target, a method and its settings, start a run and watch it live."""
 import streamlit as st
 
-from lepton.config import EPOCHS, PROTOCOLS, SCALINGS, STEPS, RunConfig
+from lepton.config import EPOCHS, PROTOCOLS, SCALINGS, SELECTION_SCORES, STEPS, RunConfig
 from lepton.methods import METHODS
 from lepton.training import jobs as core_jobs
 from ui import explore, images, live, state, widgets
@@ -50,8 +50,10 @@ if not lesson:
         batch_size = a.number_input("Batch size", 2, 4096, 64, key="batch_size", help="Examples per domain per step.")
         device = b.selectbox("Device", core_jobs.available_devices(), key="device",
                              help="auto uses a GPU when there is one.")
-        select = c.selectbox("Label-free checkpoint score", ["im", "snd", "source-acc"], key="select",
-                             help="How the run picks its epoch without target labels.")
+        select = c.selectbox("Label-free checkpoint score", list(SELECTION_SCORES), key="select",
+                             help="How the run picks its epoch without target labels. dev: deep embedded "
+                             "validation (You et al. 2019), the source validation loss weighted by how target-like "
+                             "each example's features are.")
         a, b, c = st.columns(3)
         steps = a.number_input("Steps (0: use the epochs)", 0, STEPS[1], 0, key="steps",
                                help="The training budget in optimisation steps, whatever the data's size. A run of a "

@@ -112,3 +112,29 @@ def test_a_collapsed_self_training_run_is_warned_in_the_cli_and_stored(capsys):
     df = kb.list_runs()
     assert "collapsed" in df["flags"][0] and not df["diverged"][0]
     assert any("collapsed" in m for m in kb.get_run(df["run_id"][0])["summary"]["diagnosis"])
+
+
+def test_deep_embedded_validation_weights_the_source_risk_towards_the_target():
+    """With target features like the source's, DEV is the source validation risk (weights ~1); when
+    the target resembles the rows the model gets wrong, DEV sees a larger risk than the plain mean."""
+    from lepton.evaluation.metrics import deep_embedded_validation
+    rng = np.random.default_rng(0)
+    fs = rng.normal(size=(400, 4)).astype(np.float32)
+    ys = (fs[:, 0] > 0).astype(int)
+    logits = np.stack([-fs[:, 0], fs[:, 0]], 1) * 3
+    wrong = fs[:, 1] > 1.0  # the model is wrong where feature 1 is large
+    logits[wrong] = -logits[wrong]
+    z = logits - logits.max(1, keepdims=True)
+    ce = np.log(np.exp(z).sum(1)) - z[np.arange(400), ys]
+    same = deep_embedded_validation(fs, logits, ys, rng.normal(size=(400, 4)).astype(np.float32))
+    assert same == pytest.approx(-ce.mean(), rel=0.15)
+    shifted = rng.normal(size=(400, 4)).astype(np.float32)
+    shifted[:, 1] += 1.5  # target rows sit where the model is wrong
+    assert deep_embedded_validation(fs, logits, ys, shifted) < same - 0.5
+
+
+def test_dev_picks_the_checkpoint_from_the_cli(capsys):
+    assert main(["train", "--source", "digits", "--target", "digits-rotated", "--method", "dann", "--epochs", "3",
+                 "--select", "dev"]) == 0
+    out, err = capsys.readouterr()
+    assert "label-free (dev) [model]" in out and " dev -" in err

@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--hparams", default=None, help="JSON object of hyper-parameters")
     t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    t.add_argument("--select", default="im", help="label-free checkpoint score: im, snd or source-acc")
+    t.add_argument("--select", default="im", help="label-free checkpoint score: im, snd, source-acc or dev (deep embedded "
+                   "validation, You et al. 2019)")
     t.add_argument("--eval", nargs="*", help="extra domains to evaluate")
     t.add_argument("--encoder", default="auto", help="auto, lenet, mlp, mlp-784-256-128-64")
     t.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

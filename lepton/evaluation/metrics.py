@@ -143,3 +143,56 @@ def label_free_scores(logits: np.ndarray) -> Dict[str, float]:
     return {"im": float(losses.information_maximization(t)),
             "snd": float(losses.soft_neighborhood_density(t)),
             "entropy": float(losses.entropy(t).mean())}
+
+
+def deep_embedded_validation(fs: np.ndarray, logits_s: np.ndarray, ys: np.ndarray, ft: np.ndarray,
+                             seed: int = 0) -> float:
+    """Deep embedded validation, DEV (You et al., "Towards Accurate Model Selection in Deep
+    Unsupervised Domain Adaptation", ICML 2019): the target risk estimated from labelled *source*
+    validation rows, importance-weighted by how target-like their features are.
+
+    A logistic regression (scikit-learn, standardised features) tells source from target features;
+    each source row gets the density ratio ``w = p(t|f) / p(s|f) * N_s / N_t``; with ``l`` its
+    cross-entropy, ``DEV = mean(w l) + eta * mean(w) - eta`` where ``eta = -Cov(w l, w) / Var(w)``
+    is the control variate that lowers the estimate's variance. Lower DEV is better; the returned
+    score is ``-DEV`` so that, like the other label-free scores, higher is better. Target labels are
+    never read.
+
+    Parameters
+    ----------
+    fs : np.ndarray
+        ``(N_s, D)`` features of labelled source validation rows.
+    logits_s : np.ndarray
+        ``(N_s, K)`` the model's logits on them.
+    ys : np.ndarray
+        int ``(N_s,)`` their labels.
+    ft : np.ndarray
+        ``(N_t, D)`` features of unlabelled target rows.
+    seed : int
+        Seeds the classifier.
+
+    Returns
+    -------
+    float
+        ``-DEV`` (nats); NaN with fewer than 4 rows in either domain or a single class of domain.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fs, ft = np.asarray(fs, np.float32).reshape(len(fs), -1), np.asarray(ft, np.float32).reshape(len(ft), -1)
+    if len(fs) < 4 or len(ft) < 4 or not np.isfinite(fs).all() or not np.isfinite(ft).all():
+        return float("nan")
+    x = np.concatenate([fs, ft])
+    d = np.r_[np.zeros(len(fs)), np.ones(len(ft))]
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=seed))
+    clf.fit(x, d)
+    p = np.clip(clf.predict_proba(fs)[:, 1], 1e-6, 1 - 1e-6)
+    w = p / (1 - p) * len(fs) / len(ft)
+    z = np.asarray(logits_s, np.float64)
+    z = z - z.max(1, keepdims=True)
+    ce = np.log(np.exp(z).sum(1)) - z[np.arange(len(z)), np.asarray(ys)]
+    wl = w * ce
+    var = float(np.var(w))
+    eta = -float(np.cov(wl, w)[0, 1]) / var if var > 0 else 0.0
+    return float(-(wl.mean() + eta * w.mean() - eta))

@@ -14,7 +14,7 @@ import torch
 from ..config import RunConfig
 from ..data import Domain
 from ..data.sampling import Cycler, capped_indices, stratified_sample
-from ..evaluation.metrics import batched
+from ..evaluation.metrics import batched, deep_embedded_validation
 from ..methods.base import SOURCE, TARGET, TARGET_ALL, TARGET_FEW, Batch, seeded_init
 from .callbacks import Callback
 from .health import diagnose, health_warnings
@@ -274,8 +274,12 @@ def evaluate_epoch(run: RunState, epoch: int, losses: Dict[str, float]) -> Dict[
         return task.score(dom.y_test[idx], out.take(d, TEST, idx)[1]) if len(idx) else float("nan")
 
     sacc, tacc = acc(si, run.source, rows["source"]), acc(ti, run.target, rows["target"])
-    scores = task.label_free_scores(out.take(ti, TRAIN, rows["unlabelled"])[1])
+    ft, lt = out.take(ti, TRAIN, rows["unlabelled"])
+    scores = task.label_free_scores(lt)
     scores["source-acc"] = sacc
+    if run.config.select == "dev":  # fits a domain classifier each epoch: only when it is the score asked for
+        fs, ls = out.take(si, TEST, rows["source"])
+        scores["dev"] = deep_embedded_validation(fs, ls, run.source.y_test[rows["source"]], ft, run.config.seed)
     row = {"epoch": epoch, "source_acc": sacc, "target_acc": tacc, "score": scores[run.config.select],
            "scores": scores, "losses": losses, "time": time.time()}
     if not run.target.labelled:
