@@ -44,11 +44,14 @@ else:
     m[0].metric("training examples", f"{d.sizes()['train']:,}")
     m[1].metric("test examples", f"{d.sizes()['test']:,}")
     m[2].metric("classes", d.n_classes)
-    m[3].metric("input shape", " × ".join(map(str, d.input_shape)))
+    m[3].metric("input shape", "text" if d.modality == "text" else " × ".join(map(str, d.input_shape)))
     st.caption(f"**Where it comes from:** {d.source or 'not recorded'}")
     left, right = st.columns([3, 2], gap="large")
     with left:
         images.show_grid(name, caption="Four training examples per class (columns)", per_class=4, tile=48)
+        if d.modality == "text":
+            st.caption("Texts become TF-IDF features (unigrams and bigrams, the 5,000 most frequent terms) when a "
+                       "run pairs them, fitted on the source and target training texts without labels.")
     with right:
         st.plotly_chart(charts.class_balance(d.class_counts("train")), key="balance")
 

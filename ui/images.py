@@ -68,8 +68,16 @@ def show_grid(name: str, caption: Optional[str] = None, per_class: int = 4, tile
     if img is None:
         d = state.domain(name)
         import pandas as pd
+        labels = [d.class_names[i] if 0 <= i < len(d.class_names) else "no label" for i in d.y_train[:5]]
+        if d.modality == "text":
+            df = pd.DataFrame({"label": labels, "text": [t[:240] + (" …" if len(t) > 240 else "") for t in d.x_train[:5]]})
+            st.dataframe(df, hide_index=True, height=210, column_config={"text": st.column_config.TextColumn(width="large")})
+            words = np.array([len(t.split()) for t in d.x_train])
+            st.caption(f"{len(words):,} training texts; words per text: median {int(np.median(words))}, "
+                       f"10–90 % {int(np.percentile(words, 10))}–{int(np.percentile(words, 90))}.")
+            return
         df = pd.DataFrame(d.x_train[:5, :8], columns=[f"x{i}" for i in range(min(8, d.x_train.shape[1]))])
-        df.insert(0, "label", [d.class_names[i] for i in d.y_train[:5]])
+        df.insert(0, "label", labels)
         st.dataframe(df, hide_index=True, height=210)
         return
     st.image(img, caption=caption, width="stretch" if img.shape[1] > 300 else "content")

@@ -33,7 +33,8 @@ def cmd_domains(args) -> int:
     for r in rows:
         if r["available"]:
             info = domain_summary(r["name"], ddir)
-            tr, te, shape = info["train"], info["test"], "x".join(map(str, info["shape"]))
+            tr, te = info["train"], info["test"]
+            shape = "text" if r["modality"] == "text" else "x".join(map(str, info["shape"]))
         else:
             tr = te = "-"
             shape = "missing files"

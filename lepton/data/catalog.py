@@ -80,7 +80,7 @@ def load_domain(name: str, data_dir: Optional[os.PathLike] = None, cache: bool =
     DataError
         Missing, corrupt or unusable data files; bad shift parameters.
     """
-    from . import benchmarks, builtin, custom, shifts  # noqa: F401  (registers built-ins)
+    from . import benchmarks, builtin, custom, shifts, text  # noqa: F401  (registers built-ins)
 
     if isinstance(name, str) and name.strip() and name.strip().split(":")[0] not in DOMAINS:
         _register_user_domains()
@@ -130,7 +130,7 @@ def list_domains(data_dir: Optional[os.PathLike] = None) -> List[dict]:
     list of dict
         Keys ``name``, ``modality``, ``description``, ``available`` (bool), ``missing`` (paths).
     """
-    from . import benchmarks, builtin, custom, shifts  # noqa: F401
+    from . import benchmarks, builtin, custom, shifts, text  # noqa: F401
 
     _register_user_domains()
     ddir = resolve_data_dir(data_dir)

@@ -7,6 +7,10 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 
+#: The kinds of input a domain can hold.
+MODALITIES = ("image", "features", "text")
+
+
 class DataError(ValueError):
     """Bad or missing data: the message names the problem and what to do."""
 
@@ -20,9 +24,11 @@ class Domain:
     name : str
         The domain's name as given to the CLI (``"digits"``, ``"mnist"``, ``"digits:rotate=30"``).
     modality : str
-        ``"image"`` or ``"features"``.
+        One of :data:`MODALITIES`: ``"image"``, ``"features"`` or ``"text"``.
     x_train, x_test : np.ndarray
-        float32. Images are ``(N, C, H, W)`` with values in [0, 1]; feature vectors are ``(N, D)``.
+        Images: float32 ``(N, C, H, W)`` with values in [0, 1]; feature vectors: float32 ``(N, D)``;
+        raw text: an object array ``(N,)`` of str (a list or a str array is converted), turned
+        into features when a pair is harmonised (:func:`lepton.data.pairing.harmonise`).
     y_train, y_test : np.ndarray
         int64 ``(N,)`` class indices into ``class_names``; ``-1`` throughout for an unlabelled
         domain (see :attr:`labelled`).
@@ -49,11 +55,14 @@ class Domain:
     notes: Dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.modality not in ("image", "features"):
-            raise DataError(f"domain {self.name!r}: modality must be 'image' or 'features', got {self.modality!r}")
+        if self.modality not in MODALITIES:
+            raise DataError(f"domain {self.name!r}: modality must be one of {', '.join(map(repr, MODALITIES))}, "
+                            f"got {self.modality!r}")
         for split in ("train", "test"):
             x = getattr(self, f"x_{split}")
-            if isinstance(x, np.ndarray) and x.strides != _c_strides(x):
+            if self.modality == "text":
+                setattr(self, f"x_{split}", _text_array(x, self.name, split))
+            elif isinstance(x, np.ndarray) and x.strides != _c_strides(x):
                 # one memory layout for the same values: a (N, 1, H, W) array with odd strides is both
                 # contiguous and channels-last to torch, whose convolutions then round differently, so a
                 # freshly prepared domain and its cached copy would train to different last bits
@@ -64,7 +73,7 @@ class Domain:
 
     @property
     def input_shape(self) -> Tuple[int, ...]:
-        """Shape of one input: ``(C, H, W)`` for images, ``(D,)`` for feature vectors."""
+        """Shape of one input: ``(C, H, W)`` for images, ``(D,)`` for feature vectors, ``()`` for text."""
         x = self.x_train if len(self.x_train) else self.x_test
         return tuple(int(s) for s in x.shape[1:])
 
@@ -106,6 +115,17 @@ class Domain:
             return {}
         counts = np.bincount(y, minlength=self.n_classes)
         return {c: int(n) for c, n in zip(self.class_names, counts)}
+
+
+def _text_array(x, name: str, split: str) -> np.ndarray:
+    """``x`` as a 1-D object array of str (a copy only when ``x`` is not one already)."""
+    arr = np.asarray(x, dtype=object) if not (isinstance(x, np.ndarray) and x.dtype == object) else x
+    if arr.ndim != 1:
+        raise DataError(f"text domain {name!r}: {split} texts must be one-dimensional (N,), got shape {arr.shape}")
+    if not all(isinstance(t, str) for t in arr):
+        bad = next(type(t).__name__ for t in arr if not isinstance(t, str))
+        raise DataError(f"text domain {name!r}: every {split} input must be a str, found a {bad}")
+    return arr
 
 
 def _c_strides(a: np.ndarray) -> Tuple[int, ...]:

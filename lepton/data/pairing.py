@@ -37,6 +37,11 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, 
     scaling : str
         Input scaling of feature tables, one of :data:`SCALINGS` (see :func:`scale_features`;
         ``auto`` is ``standard`` for tables). Image domains accept only ``auto`` and ``none``.
+        Text domains are first featurised (:func:`lepton.data.text.featurise_text`: TF-IDF of
+        unigrams and bigrams, 5,000 terms, fitted on the source and target training texts without
+        labels, Ganin et al. JMLR 2016) into ``features`` domains ``(N, V)`` float32; for them
+        ``auto`` means ``none`` (TF-IDF rows are already L2-normalised), other scalings apply
+        to the TF-IDF features.
 
     Returns
     -------
@@ -44,7 +49,9 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, 
         Same order; labels re-indexed to the shared class list (in the source's order).
     record : dict
         What was done: ``roles``, ``image_size``, ``channels``, ``content_fraction``, ``resized``,
-        ``classes``, ``dropped_classes``, ``notes`` (sentences for people); stored with the run.
+        ``classes``, ``dropped_classes``, ``notes`` (sentences for people), ``scaling`` and
+        ``scaling_note``; for text also ``featuriser`` (method, n-grams, size, what it was fitted
+        on, vocabulary size) and ``featuriser_note``; stored with the run.
 
     Raises
     ------
@@ -96,6 +103,15 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, 
             raise DataError(f"scaling {scaling!r} applies to feature tables; image pixels stay in [0, 1] "
                             "(use --scaling auto or none)")
         domains = _harmonise_images(domains, record)
+    elif src.modality == "text":
+        from .text import featurise_text
+        domains = featurise_text(domains, roles, record)
+        domains = scale_features(domains, roles, "none" if scaling == "auto" else scaling, record)
+        if scaling in ("auto", "none"):
+            record["scaling"] = {"method": "none", "fitted_on": "nothing: TF-IDF rows as computed (L2-normalised)"}
+        then = ("TF-IDF rows are already L2-normalised, so they are used as computed (no further scaling)"
+                if scaling in ("auto", "none") else record["scaling_note"])
+        record["scaling_note"] = f"{record['featuriser_note']}; {then}"
     else:
         dims = {d.input_shape for d in domains}
         if len(dims) > 1:

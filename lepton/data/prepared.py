@@ -41,7 +41,7 @@ def _code_hash() -> str:
 
 def _files(name: str, ddir: Path) -> Optional[List[Path]]:
     """Files a (possibly shifted) registered domain reads, or ``None`` when it reads none."""
-    from . import benchmarks, builtin, shifts  # noqa: F401  (registers the domains)
+    from . import benchmarks, builtin, shifts, text  # noqa: F401  (registers the domains)
     from .catalog import DOMAINS
     base = shifts.parse_name(name)[0] if ":" in name else name
     if base not in DOMAINS:
@@ -157,7 +157,8 @@ def domain_summary(name: str, data_dir=None) -> Dict[str, object]:
     Returns
     -------
     dict
-        ``train`` (int), ``test`` (int), ``shape`` (list of int).
+        ``train`` (int), ``test`` (int), ``shape`` (list of int; ``[]`` for a text domain, whose
+        inputs are strings).
 
     Raises
     ------
@@ -174,7 +175,8 @@ def domain_summary(name: str, data_dir=None) -> Dict[str, object]:
         except (OSError, ValueError):
             pass
     d = load_domain(name, data_dir)
-    out = {"train": int(d.sizes()["train"]), "test": int(d.sizes()["test"]), "shape": list(d.input_shape)}
+    shape = [] if d.modality == "text" else list(d.input_shape)
+    out = {"train": int(d.sizes()["train"]), "test": int(d.sizes()["test"]), "shape": shape}
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,16 @@ def test_lesson_mode_hides_uploads():
     at = open_page("domains", {"lesson": "1"})
     no_exception(at)
     assert len(at.file_uploader) == 0
+
+
+def test_a_text_domain_shows_sample_reviews_and_the_train_page_pairs_two(data_dir, fake_jobs):
+    at = open_page("domains")
+    at.selectbox(key="inspect").select("books").run()
+    no_exception(at)
+    assert at.metric[3].value == "text"
+    table = at.dataframe[-1].value if at.dataframe else None
+    assert table is not None and set(table["label"]) <= {"negative", "positive"} and table["text"].str.len().min() > 0
+    assert "words per text: median" in texts(at)
+    tr = open_page("train", {"source": "books", "target": "kitchen", "method": "dann"})
+    no_exception(tr)
+    assert "TF-IDF" in texts(tr)  # the featuriser note of the pairing check
