@@ -82,11 +82,12 @@ else:
 if not lesson:
     st.divider()
     st.subheader("Add your own domain")
-    st.caption("A .zip of an image folder laid out `root/<class>/<image>`, or a feature table (.csv/.tsv with a "
-               f"`label` column, .npz, .mat). Up to {user_domains.upload_limit_bytes() / 1e6:.0f} MB; uploads are "
+    st.caption("A .zip of an image folder laid out `root/<class>/<image>`, a feature table (.csv/.tsv with a "
+               "`label` column, .npz, .mat), or texts (.csv/.tsv/.jsonl with a `text` and a `label` column; no "
+               f"label column: an unlabelled target). Up to {user_domains.upload_limit_bytes() / 1e6:.0f} MB; uploads are "
                "read as data only (no pickles, no links or paths outside the folder).")
     with st.form("upload_form", clear_on_submit=True):
-        up = st.file_uploader("File", type=["zip", "csv", "tsv", "npz", "mat"], key="upload",
+        up = st.file_uploader("File", type=["zip", "csv", "tsv", "npz", "mat", "jsonl"], key="upload",
                               max_upload_size=max(1, round(user_domains.upload_limit_bytes() / 1e6)))
         c1, c2 = st.columns(2)
         new_name = c1.text_input("Domain name", key="upload_name", placeholder="e.g. my-photos")

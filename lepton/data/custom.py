@@ -8,6 +8,12 @@
   channel, otherwise all images are read as RGB. All images are resized (bilinear, PIL) to the most
   common size in the folder; if that size's longer side exceeds 64 pixels it is scaled down,
   keeping the aspect ratio, so that side is 64.
+* **Text table**: a ``.csv``/``.tsv`` with a text column (``#text=COL``, or a non-numeric column
+  named ``text``, ``review``, ``sentence`` or ``document``) or a JSON-lines ``.jsonl`` file (one
+  object per line, the same column names), and a label column as below (none: unlabelled).
+  Quoted fields with commas and newlines work; bytes are read as UTF-8 (a BOM is dropped), else as
+  Latin-1 (stated in ``notes["encoding"]``); a file of binary bytes is refused. The domain has
+  ``modality="text"`` and is featurised when paired (:func:`lepton.data.text.featurise_text`).
 * **Feature table**: ``.csv``/``.tsv`` (pandas; a header row, the label column is ``#label=COL``
   or the first of ``label``, ``labels``, ``target``, ``class``, ``y``, any case), ``.npz``
   or ``.mat`` (MATLAB v5 via scipy, v7.3 = HDF5 via h5py; v7.3 arrays are stored transposed and
@@ -47,13 +53,14 @@ SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 MAX_SIDE = 64  # pixels; longer side of the common image size is capped at this
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-TABLE_EXTS = {".csv", ".tsv", ".npz", ".mat"}
+TABLE_EXTS = {".csv", ".tsv", ".npz", ".mat", ".jsonl"}
+TEXT_COLUMNS = ("text", "review", "sentence", "document")  # a text table's text column, in the order tried
 LABEL_COLUMNS = ("label", "labels", "target", "class", "y")  # "y" last: it may be a coordinate
 # Feature / label keys of .npz and .mat files, in the order tried (any case); the field's public feature
 # releases use several (Office-31/Caltech SURF and DeCAF ``fts``/``feas``, ``gnd`` for ground truth).
 X_KEYS = ("X", "x", "features", "feature", "feats", "feat", "fts", "feas", "data")
 Y_KEYS = ("y", "labels", "label", "gnd", "targets", "target", "classes", "class")
-OPTION_KEYS = ("label", "x", "base")
+OPTION_KEYS = ("label", "x", "base", "text")
 _GRAY_MODES = {"1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 _CUSTOM_NAMES: Set[str] = set()
 
@@ -135,10 +142,16 @@ def load_custom(name: str, domain_name: Optional[str] = None) -> Domain:
     if ext not in TABLE_EXTS:
         raise DataError(f"{path.name}: unknown format {ext!r}; use an image folder root/<class>/<image> "
                         f"or a table ({', '.join(sorted(TABLE_EXTS))})")
-    reader = {".csv": _read_csv, ".tsv": _read_csv, ".npz": _read_npz, ".mat": _read_mat}[ext]
+    if ext in (".csv", ".tsv", ".jsonl"):
+        _refuse_binary(path)
+    if ext == ".jsonl" or ("x" not in opts and ext in (".csv", ".tsv") and _text_column(path, opts) is not None):
+        return _load_text_table(path, opts, dname)
+    if "text" in opts:
+        raise DataError(f"{name!r}: '#text=' names the text column of a .csv, .tsv or .jsonl file")
     if "x" in opts and ext in (".csv", ".tsv"):
         raise DataError(f"{name!r}: '#x=' names an array of a .npz/.mat file; in a CSV every column but the "
                         "label is a feature")
+    reader = {".csv": _read_csv, ".tsv": _read_csv, ".npz": _read_npz, ".mat": _read_mat}[ext]
     x, labels, notes = reader(path, opts)
     base = int(opts["base"]) if "base" in opts else None
     return _table_domain(x, labels, path, dname, notes, base)
@@ -502,6 +515,105 @@ def _split_domain(name, modality, x, y, class_names, source, notes) -> Domain:
     notes["split"] = f"{how} 80/20, seed {SPLIT_SEED}"
     return Domain(name, modality, x[tr], y[tr], x[te], y[te], list(class_names), source=source,
                   content_fraction=1.0, notes=notes)
+
+
+# ----------------------------------------------------------------------------- text tables
+
+def _refuse_binary(path: Path) -> None:
+    """Raise :class:`DataError` for a .csv/.tsv/.jsonl whose first 64 KiB hold a NUL byte (an image, an archive)."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if b"\x00" in head:
+        raise DataError(f"{path.name} is not a text file (it holds binary bytes, as an image or an archive does); "
+                        "give a .csv/.tsv table or a .jsonl file of texts")
+
+
+def _decode(path: Path) -> Tuple[str, str]:
+    """A file's text and the encoding read: UTF-8 (a BOM is dropped), else Latin-1."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig"), "UTF-8"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "Latin-1 (the file is not valid UTF-8)"
+
+
+def _text_frame(path: Path):
+    import io
+
+    import pandas as pd
+    text, enc = _decode(path)
+    try:
+        if path.suffix.lower() == ".jsonl":
+            df = pd.read_json(io.StringIO(text), lines=True, dtype=False)
+        else:
+            df = pd.read_csv(io.StringIO(text), sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str,
+                             keep_default_na=False)
+    except ValueError as e:
+        raise DataError(f"cannot read {path.name} as a table of texts: {str(e).splitlines()[0]}") from None
+    return df, enc
+
+
+def _text_column(path: Path, opts: Dict[str, str]) -> Optional[str]:
+    """The text column of a CSV/TSV (``#text=`` or a non-numeric column named like one), else ``None``."""
+    import pandas as pd
+    if "text" in opts:
+        return opts["text"]
+    try:
+        head = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=50, encoding="latin-1")
+    except (ValueError, OSError, pd.errors.ParserError):
+        return None
+    col = _pick([str(c) for c in head.columns], None, TEXT_COLUMNS, "text", path, required=False)
+    return col if col is not None and not pd.api.types.is_numeric_dtype(head[col]) else None
+
+
+def _load_text_table(path: Path, opts: Dict[str, str], name: str) -> Domain:
+    """A text domain from a CSV, TSV or JSON-lines file: a text column and (optionally) a label column."""
+    df, enc = _text_frame(path)
+    cols = [str(c) for c in df.columns]
+    df.columns = cols
+    tcol = _pick(cols, opts.get("text"), TEXT_COLUMNS, "text", path)
+    lcol = _pick([c for c in cols if c != tcol], opts.get("label"), LABEL_COLUMNS, "label", path, required=False)
+    if len(df) < 2:
+        raise DataError(f"{path.name}: {len(df)} text(s); a domain needs at least 2")
+    texts = df[tcol].astype(str).str.strip()
+    empty = np.flatnonzero((texts == "").to_numpy())
+    if len(empty):
+        raise DataError(f"{path.name}: {len(empty)} row(s) have an empty text (rows {_first(empty)}, 0-based); "
+                        "drop them or fill them in")
+    x = np.array(texts.tolist(), dtype=object)
+    notes: Dict[str, object] = {"text_column": tcol, "encoding": enc,
+                                "other_columns_ignored": [c for c in cols if c not in (tcol, lcol)]}
+    if lcol is None:
+        notes["labels"] = (f"none: no label column was found (looked for {', '.join(LABEL_COLUMNS)}); an unlabelled "
+                           "domain, usable as the target of unsupervised adaptation")
+        notes["label_base"] = None
+        warnings.warn(f"{path.name}: no label column found, so it is taken as unlabelled (accuracy on it is shown "
+                      f"as 'no labels'); if it has labels, name them as {path.name}#label=COLUMN",
+                      UserWarning, stacklevel=3)
+        return _split_domain(name, "text", x, np.full(len(x), -1, np.int64), [], str(path), notes)
+    raw = df[lcol]
+    if raw.astype(str).str.strip().eq("").any():
+        bad = np.flatnonzero(raw.astype(str).str.strip().eq("").to_numpy())
+        raise DataError(f"{path.name}: {len(bad)} row(s) have no label (rows {_first(bad)}, 0-based); drop them or "
+                        "fill in their labels")
+    vals = raw.to_numpy()
+    if vals.dtype == object:  # numbers read as strings (CSV with dtype=str): integers if they all are
+        try:
+            as_num = np.array([float(v) for v in vals])
+            vals = as_num if np.all(as_num == np.round(as_num)) else vals
+        except (TypeError, ValueError):
+            vals = np.array([str(v).strip() for v in vals])
+    base = int(opts["base"]) if "base" in opts else None
+    y, names, convention, guessed = encode_labels(vals, base)
+    if len(names) < 2:
+        raise DataError(f"{path.name}: all {len(y)} rows have the same label {names[0]!r}; a domain needs 2+ classes")
+    notes["labels"], notes["label_column"] = convention, lcol
+    notes["label_base"] = None if vals.dtype.kind in "USO" else (base if base is not None else
+                                                                 (1 if "1-based" in convention else 0))
+    if guessed:
+        warnings.warn(f"{path.name}: labels taken as {convention}; state the base as {path.name}#base=0 or "
+                      "#base=1 if that is wrong", UserWarning, stacklevel=3)
+    return _split_domain(name, "text", x, y, names, str(path), notes)
 
 
 # ----------------------------------------------------------------------------- registration

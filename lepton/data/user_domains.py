@@ -40,7 +40,7 @@ from .domain import DataError
 
 DEFAULT_LIMIT_MB = 200
 REGISTRY_FILE = "registry.json"
-TABLE_SUFFIXES = (".csv", ".tsv", ".npz", ".mat")
+TABLE_SUFFIXES = (".csv", ".tsv", ".npz", ".mat", ".jsonl")
 UPLOAD_SUFFIXES = (".zip",) + TABLE_SUFFIXES
 MAX_ZIP_ENTRIES = 200_000
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
