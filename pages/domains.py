@@ -78,6 +78,19 @@ else:
     if isinstance(stats.get("per_class"), pd.DataFrame) and not stats["per_class"].empty:
         st.plotly_chart(charts.class_distance(stats["per_class"]), key="class_distance")
     st.caption(f"Compared: {stats.get('space', '')}.")
+    if state.domain(first).modality == "text" and state.domain(second).modality == "text":
+        words = state.words(first, second)
+        st.markdown("**What shifted, in words**")
+        w1, w2, w3 = st.columns(3)
+        w1.caption(f"Most characteristic of **{first}** (log-odds z; counts in {first} / {second})")
+        w1.dataframe(words["source"], hide_index=True, key="words_a")
+        w2.caption(f"Most characteristic of **{second}**")
+        w2.dataframe(words["target"], hide_index=True, key="words_b")
+        w3.caption(f"Cues a classifier trained on **{first}**'s labels leans on; a low target share is knowledge "
+                   "that does not transfer")
+        w3.dataframe(words["cues"][["term", "class", "df_source", "df_target"]], hide_index=True, key="words_cues",
+                     column_config={"df_source": st.column_config.NumberColumn(first, format="percent"),
+                                    "df_target": st.column_config.NumberColumn(second, format="percent")})
 
 if not lesson:
     st.divider()

@@ -69,3 +69,18 @@ def test_texts_upload_as_a_user_domain():
         assert d.modality == "text" and d.n_classes == 2 and d.sizes()["train"] == 32
     finally:
         remove_user_domain("my-texts")
+
+
+def test_the_words_that_shifted_between_books_and_kitchen(data_dir, capsys):
+    """Log-odds with an informative prior finds 'book' for books and kitchen things for kitchen; the
+    source classifier's cues include sentiment words, some rare in the target."""
+    from lepton.evaluation.words import shifted_terms, source_cues
+    st = shifted_terms("books", "kitchen", top=20)
+    assert {"book", "read"} <= set(st["source"]["term"]) and "pan" in set(st["target"]["term"])
+    assert (st["source"]["z"] > 0).all() and (st["target"]["z"] > 0).all()
+    cues = source_cues("books", "kitchen", top=40)
+    assert {"great", "boring"} & set(cues["term"]) and (cues["target_vs_source"] < 0.5).any()
+    assert main(["words", "--source", "books", "--target", "kitchen", "--top", "5"]) == 0
+    assert "terms most characteristic of books" in capsys.readouterr().out
+    with pytest.raises(DataError, match="need two text domains"):
+        shifted_terms("digits", "kitchen")

@@ -143,6 +143,14 @@ def shift_stats(first: str, second: str) -> Dict[str, object]:
     return shift.domain_shift(domain(first), domain(second))
 
 
+@st.cache_data(show_spinner="Finding the words that shifted ...", max_entries=32)
+def words(first: str, second: str) -> Dict[str, object]:
+    """:func:`lepton.evaluation.words.shifted_terms` and :func:`~lepton.evaluation.words.source_cues` (cached)."""
+    from lepton.evaluation.words import shifted_terms, source_cues
+    st_ = shifted_terms(domain(first), domain(second), top=12)
+    return {"source": st_["source"], "target": st_["target"], "cues": source_cues(domain(first), domain(second), top=12)}
+
+
 def data_dir():
     """The benchmark data folder (``$LEPTON_DATA_DIR`` or the user cache)."""
     from lepton.data import resolve_data_dir

@@ -60,6 +60,28 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_words(args) -> int:
+    """``words --source A --target B``: what shifted between two text domains, in words."""
+    from ..evaluation.words import shifted_terms, source_cues
+    st = shifted_terms(args.source, args.target, top=args.top)
+    cues = source_cues(args.source, args.target, top=args.top)
+    if args.json:
+        print(json.dumps({"source": st["source"].to_dict("records"), "target": st["target"].to_dict("records"),
+                          "source_cues": cues.to_dict("records")}))
+        return 0
+    for side, name in (("source", args.source), ("target", args.target)):
+        print(f"terms most characteristic of {name} (log-odds z, informative Dirichlet prior; counts in "
+              f"{args.source} / {args.target}):")
+        for r in st[side].itertuples():
+            print(f"  {r.term:24s} z {r.z:6.1f}   {r.count_source:6d} / {r.count_target:<6d}")
+    print(f"\nterms a classifier trained on {args.source}'s labels leans on, and how often texts contain them "
+          f"(source / target):")
+    for r in cues.itertuples():
+        rare = "   <- rare in the target" if r.target_vs_source < 0.5 else ""
+        print(f"  {r.term:24s} -> {r._2:10s} {100 * r.df_source:5.1f}% / {100 * r.df_target:5.1f}%{rare}")
+    return 0
+
+
 def cmd_lessons(args) -> int:
     from ..lessons import LESSONS, lessons
     if args.json:
@@ -162,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("methods", help="list methods and their hyper-parameters")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_methods)
+    w = sub.add_parser("words", help="what shifted between two text domains, in words")
+    w.add_argument("--source", required=True)
+    w.add_argument("--target", required=True)
+    w.add_argument("--top", type=int, default=15)
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(func=cmd_words)
     le = sub.add_parser("lessons", help="ready lessons for a class: what to run and what to watch")
     le.add_argument("--json", action="store_true")
     le.set_defaults(func=cmd_lessons)

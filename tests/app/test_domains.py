@@ -98,3 +98,13 @@ def test_a_text_domain_shows_sample_reviews_and_the_train_page_pairs_two(data_di
     tr = open_page("train", {"source": "books", "target": "kitchen", "method": "dann"})
     no_exception(tr)
     assert "TF-IDF" in texts(tr)  # the featuriser note of the pairing check
+
+
+def test_two_text_domains_show_the_words_that_shifted(data_dir):
+    at = open_page("domains")
+    at.selectbox(key="shift_a").select("books").run()
+    at.selectbox(key="shift_b").select("kitchen").run()
+    no_exception(at)
+    assert "What shifted, in words" in texts(at)
+    tables = [df.value for df in at.dataframe if "term" in df.value]
+    assert tables and "book" in set(tables[0]["term"])
