@@ -73,9 +73,11 @@ else:
                 help="0: a linear classifier cannot tell the domains apart; 2: it always can (Ben-David et al.).")
     m[1].metric("MMD (relative)", f"{stats['mmd_relative']:.3f}",
                 help="Squared distance between the domains' mean inputs, divided by their spread.")
-    m[2].metric("class-centroid distance", f"{stats['mean_class_distance']:.2f}",
-                help="Mean distance between the same class's centre in the two domains, in units of spread.")
-    if isinstance(stats.get("per_class"), pd.DataFrame) and not stats["per_class"].empty:
+    mcd = stats["mean_class_distance"]
+    m[2].metric("class-centroid distance", "no labels" if mcd != mcd else f"{mcd:.2f}",
+                help="Mean distance between the same class's centre in the two domains, in units of spread"
+                + ("; it needs labels in both domains." if mcd != mcd else "."))
+    if isinstance(stats.get("per_class"), pd.DataFrame) and stats["per_class"]["distance"].notna().any():
         st.plotly_chart(charts.class_distance(stats["per_class"]), key="class_distance")
     st.caption(f"Compared: {stats.get('space', '')}.")
     if state.domain(first).modality == "text" and state.domain(second).modality == "text":
@@ -83,14 +85,18 @@ else:
         st.markdown("**What shifted, in words**")
         w1, w2, w3 = st.columns(3)
         w1.caption(f"Most characteristic of **{first}** (log-odds z; counts in {first} / {second})")
-        w1.dataframe(words["source"], hide_index=True, key="words_a")
+        zfmt = {"z": st.column_config.NumberColumn("z", format="%.1f"),
+                "count_source": st.column_config.NumberColumn(first), "count_target": st.column_config.NumberColumn(second)}
+        w1.dataframe(words["source"], hide_index=True, key="words_a", column_config=zfmt)
         w2.caption(f"Most characteristic of **{second}**")
-        w2.dataframe(words["target"], hide_index=True, key="words_b")
+        w2.dataframe(words["target"], hide_index=True, key="words_b", column_config=zfmt)
         w3.caption(f"Cues a classifier trained on **{first}**'s labels leans on; a low target share is knowledge "
                    "that does not transfer")
-        w3.dataframe(words["cues"][["term", "class", "df_source", "df_target"]], hide_index=True, key="words_cues",
-                     column_config={"df_source": st.column_config.NumberColumn(first, format="percent"),
-                                    "df_target": st.column_config.NumberColumn(second, format="percent")})
+        cues = words["cues"][["term", "class", "df_source", "df_target"]].copy()
+        cues[["df_source", "df_target"]] *= 100  # % of texts containing the term
+        w3.dataframe(cues, hide_index=True, key="words_cues",
+                     column_config={"df_source": st.column_config.NumberColumn(first, format="%.1f%%"),
+                                    "df_target": st.column_config.NumberColumn(second, format="%.1f%%")})
 
 if not lesson:
     st.divider()
@@ -105,6 +111,8 @@ if not lesson:
         c1, c2 = st.columns(2)
         new_name = c1.text_input("Domain name", key="upload_name", placeholder="e.g. my-photos")
         label = c2.text_input("Label column (tables, optional)", key="upload_label")
+        replace = st.checkbox("Replace the domain of that name if there is one (runs stored with it then refer to "
+                              "the new data)", key="upload_replace")
         submitted = st.form_submit_button("Add domain", icon=":material/upload:")
     if submitted:
         if up is None:
@@ -112,7 +120,8 @@ if not lesson:
         else:
             try:
                 with st.spinner("Checking and reading the upload …"):
-                    user_domains.add_user_domain(new_name, up.name, up.getvalue(), label.strip() or None, state.home())
+                    user_domains.add_user_domain(new_name, up.name, up.getvalue(), label.strip() or None, state.home(),
+                                                 replace=replace)
             except DataError as e:
                 st.error(str(e), icon=":material/block:")
             else:

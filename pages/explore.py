@@ -32,7 +32,12 @@ with tab_acc:
                "target test labels — for comparison only, a deployed model cannot know it.")
     explore.show_gap(explore.feature_shift(run_id))
     left, right = st.columns(2)
-    left.plotly_chart(figs["per_class"], key="per_class")
+    if summary.get("per_class"):
+        left.plotly_chart(figs["per_class"], key="per_class")
+    else:
+        left.info("No per-class accuracy: the target has no labels." if any(
+            r.get("labelled") is False for r in summary.get("table", [])) else "No per-class accuracy recorded.",
+                  icon=":material/info:")
     if figs["confusion"] is not None:
         right.plotly_chart(figs["confusion"], key="confusion")
 

@@ -459,3 +459,14 @@ def test_a_schema_2_index_is_migrated_keeping_its_runs(tmp_path):
     with sqlite3.connect(tmp_path / "index.sqlite") as con:
         assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     con.close()
+
+
+def test_the_short_id_the_app_shows_resolves(tmp_path, capsys):
+    """The Explore picker ends each run with its id's last 6 characters; the CLI takes them."""
+    from lepton.cli import main
+    assert main(["train", "--source", "digits", "--target", "digits-rotated", "--epochs", "1", "--quiet"]) == 0
+    rid = KnowledgeBase().list_runs()["run_id"][0]
+    capsys.readouterr()
+    assert KnowledgeBase().resolve(rid[-6:]) == rid
+    assert main(["map", rid[-6:], "--method", "pca", "--params", "oops"]) == 2
+    assert "--params is not valid JSON" in capsys.readouterr().err

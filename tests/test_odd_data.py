@@ -107,6 +107,7 @@ def test_unlabelled_target_trains_selects_maps_and_reports_no_labels(tables, cap
     assert summary["per_class"] == [] and summary["confusion"] == []
     assert main(["kb", "show", rid]) == 0
     assert "target no labels" in capsys.readouterr().out
+    assert main(["kb", "list"]) == 0 and "no labels" in capsys.readouterr().out
     assert main(["map", rid, "--method", "pca"]) == 0  # the map works
     df = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
     tgt = df[df["role"] == "target"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lepton.data import DOMAINS, load_domain
+from lepton.data import DOMAINS, DataError, load_domain
 from lepton.data import user_domains as ud
 from lepton.data.user_domains import UploadError
 
@@ -153,7 +153,9 @@ def test_bad_data_leaves_nothing_behind(home):
 
 def test_replace_and_remove(home):
     ud.add_user_domain("mine", "a.zip", image_zip(("0", "1")), home=home)
-    ud.add_user_domain("mine", "b.zip", image_zip(("0", "1", "2")), home=home)
+    with pytest.raises(UploadError, match="already exists"):
+        ud.add_user_domain("mine", "b.zip", image_zip(("0", "1", "2")), home=home)
+    ud.add_user_domain("mine", "b.zip", image_zip(("0", "1", "2")), home=home, replace=True)
     assert load_domain("mine").n_classes == 3
     ud.remove_user_domain("mine", home)
     assert "mine" not in DOMAINS and not (home / "domains" / "mine").exists()
@@ -167,3 +169,16 @@ def test_missing_files_are_skipped_with_a_warning(home):
     shutil.rmtree(home / "domains" / "gone")
     with pytest.warns(UserWarning, match="gone"):
         assert "gone" not in ud.load_user_domains(home)
+
+
+def test_an_upload_never_silently_replaces_a_domain_and_messages_name_the_file(tmp_path):
+    home = tmp_path / "home"
+    rows = ["label,a,b"] + [f"{i % 2},{i},{i + 1}" for i in range(1, 21)]
+    ud.add_user_domain("tab", "My Table (v1).csv", "\n".join(rows).encode(), home=home)
+    with pytest.raises(ud.UploadError, match="already exists.*My Table \\(v1\\).csv.*pick another name or"):
+        ud.add_user_domain("tab", "other.csv", "\n".join(rows).encode(), home=home)
+    ud.add_user_domain("tab", "other.csv", "\n".join(rows).encode(), home=home, replace=True)
+    from lepton.data.catalog import DOMAINS
+    assert "other.csv" in DOMAINS.get("tab").description
+    with pytest.raises(DataError, match="^empty.csv is empty"):
+        ud.add_user_domain("e", "empty.csv", b"", home=home)

@@ -49,7 +49,10 @@ def loss_curves(history: Sequence[dict], title: str = "Losses per epoch (mean ov
     df = history_frame(history)
     fig = go.Figure()
     for col in [c for c in df.columns if c.startswith("loss:")]:
-        fig.add_trace(go.Scatter(x=df["epoch"], y=df[col], name=col[5:], mode="lines+markers"))
+        metric = col[5:] == "lambda" or col.endswith(("_acc", "_rate"))  # schedules and rates, not losses
+        fig.add_trace(go.Scatter(x=df["epoch"], y=df[col], name=col[5:] + (" (not a loss)" if metric else ""),
+                                 mode="lines+markers", line={"dash": "dot"} if metric else None,
+                                 visible="legendonly" if metric else True))
     fig.update_xaxes(title=None, dtick=1)
     return _layout(fig, title)
 

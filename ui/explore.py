@@ -104,6 +104,9 @@ def show_gap(gap: Optional[Dict]) -> None:
             ("proxy_a_distance", "proxy A-distance", ".2f", "0: the domains' features are indistinguishable; 2: fully separable."),
             ("mmd_relative", "MMD (relative)", ".3f", "Distance between the domains' mean features, divided by their spread."),
             ("mean_class_distance", "class-centroid distance", ".2f", "Mean distance between a class's centres in the two domains.")]):
+        if a[key] != a[key]:  # NaN: the class-centroid distance needs labels in both domains
+            col.metric(label, "no labels", help=hlp + " Needs labels in both domains; the target has none.")
+            continue
         col.metric(label, format(a[key], fmt), format(a[key] - b[key], "+" + fmt), delta_color="inverse", help=hlp)
 
 

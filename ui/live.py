@@ -61,11 +61,14 @@ def job_panel(job_id: str) -> None:
 def _draw(s: dict) -> None:
     c = s["config"]
     src = " + ".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-    st.subheader(f"{STATUS_ICON.get(s['status'], '')} {c['method']}: {src} → {c['target']}")
+    diverged = "diverged" in (s.get("flags") or [])
+    icon = ":material/warning:" if diverged else STATUS_ICON.get(s['status'], '')
+    st.subheader(f"{icon} {c['method']}: {src} → {c['target']}")
     done = s["status"] in ("completed", "stopped", "failed")
     frac = 1.0 if s["status"] == "completed" else s["fraction"]
+    status = f"{s['status']} (diverged: its numbers are not results)" if diverged else s["status"]
     text = (f"{s['status']} — {s['phase']} · epoch {s['epoch']}/{s['epochs']} · step {s['step']}/{s['total'] or '?'}"
-            if not done else f"{s['status']} after {len(s['history'])} of {s['epochs']} epochs")
+            if not done else f"{status} after {len(s['history'])} of {s['epochs']} epochs")
     st.progress(min(1.0, max(0.0, frac)), text=text)
     last = s["history"][-1] if s["history"] else {}
     m = st.columns(4)

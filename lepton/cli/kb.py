@@ -28,13 +28,14 @@ def cmd_list(args) -> int:
         print("no runs yet; train one with `python -m lepton train --source digits --target digits-rotated`")
         return 0
     print(f"{'run id':24s} {'status':9s} {'method':14s} {'source -> target':34s} {'ep':>5s} "
-          f"{'src acc':>8s} {'tgt acc':>8s} {'(last)':>8s} {'(oracle)':>8s} parent")
+          f"{'src acc':>8s} {'tgt acc':>9s} {'(last)':>9s} {'(oracle)':>9s} parent")
     for r in df.itertuples():
-        ep = f"{r.epochs_done}/{r.epochs}" if r.status == "running" else f"{r.epochs}"
+        ep = f"{r.epochs_done}/{r.epochs}" if r.status in ("running", "stopped") else f"{r.epochs}"
         status = "diverged" if r.diverged else r.status
+        nolab = "no-target-labels" in str(r.flags).split(",")
+        tgt = ["no labels"] * 3 if nolab else [_pct(r.target_acc), _pct(r.target_acc_last), _pct(r.target_acc_oracle)]
         print(f"{r.run_id:24s} {status:9s} {str(r.method):14s} {f'{r.source} -> {r.target}':34.34s} {ep:>5s} "
-              f"{_pct(r.source_acc):>8s} {_pct(r.target_acc):>8s} {_pct(r.target_acc_last):>8s} "
-              f"{_pct(r.target_acc_oracle):>8s} {r.parent or ''}")
+              f"{_pct(r.source_acc):>8s} {tgt[0]:>9s} {tgt[1]:>9s} {tgt[2]:>9s} {r.parent or ''}")
     print("tgt acc: the label-free (selected) checkpoint; oracle uses target labels and is shown for comparison")
     if df["diverged"].any():
         print("diverged: the run completed but its losses ran away or its accuracy is at chance; its numbers are "
@@ -140,7 +141,10 @@ def cmd_map(args) -> int:
     # numba caches what it can on disk: later map commands skip most of umap-learn's import-time compile
     os.environ.setdefault("NUMBA_CACHE_DIR", str(kb.home / "numba-cache"))
     from ..evaluation.projection import MapCrashError, compute_map
-    params = json.loads(args.params) if args.params else None
+    try:
+        params = json.loads(args.params) if args.params else None
+    except json.JSONDecodeError as e:
+        raise CLIError(f"--params is not valid JSON ({e.msg}); example: --params '{{\"n_neighbors\": 30}}'") from None
     try:
         df = compute_map(kb, args.run, epoch=args.epoch, method=args.method, params=params,
                          domains=args.domains or None, isolate=True)

@@ -290,7 +290,11 @@ def _read_csv(path: Path, opts: Dict[str, str]):
             df = pd.read_csv(path, sep=sep)
     except DataError:
         raise
-    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path.name} is empty; give a table with a header row and one example per line") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name} is not text in UTF-8 or Latin-1; save the table as UTF-8 CSV") from None
+    except (ValueError, OSError, pd.errors.ParserError) as e:
         raise DataError(f"cannot read {path.name} as a table: {e}") from None
     if len(df) == 0:
         raise DataError(f"{path.name} has a header but no rows; add examples, one per line")
@@ -654,9 +658,11 @@ def register_custom(name: str, path, label: Optional[str] = None, validate: bool
     def loader(data_dir: Path = None) -> Domain:
         return load_custom(ref, domain_name=name)
 
-    kind = "image folder" if p.is_dir() else "feature table"
-    spec = DomainSpec(name, "image" if p.is_dir() else "features", f"custom {kind} {p.name}", loader,
-                      files=lambda data_dir: [p])
+    text = not p.is_dir() and (p.suffix.lower() == ".jsonl" or (
+        p.suffix.lower() in (".csv", ".tsv") and _text_column(p, {}) is not None))
+    kind, modality = (("image folder", "image") if p.is_dir() else ("text table", "text") if text
+                      else ("feature table", "features"))
+    spec = DomainSpec(name, modality, f"custom {kind} {p.name}", loader, files=lambda data_dir: [p])
     if validate:
         loader()
     DOMAINS.add(name, spec, replace=True)

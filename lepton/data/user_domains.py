@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -278,13 +279,15 @@ def _custom_names():
 
 
 def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], label: Optional[str] = None,
-                    home: Optional[os.PathLike] = None) -> DomainSpec:
+                    home: Optional[os.PathLike] = None, replace: bool = False) -> DomainSpec:
     """Store an upload under ``<home>/domains/<name>/``, validate it, register it and remember it.
 
     Parameters
     ----------
     name : str
-        New domain name (see :func:`check_name`); an existing user domain of that name is replaced.
+        New domain name (see :func:`check_name`); an existing user domain of that name is refused
+        unless ``replace`` (stored runs name their domains: silently swapping the data behind a name
+        would change what those runs mean).
     filename : str
         The uploaded file's name; its suffix picks the format (``.zip``, ``.csv``, ``.tsv``,
         ``.npz``, ``.mat``).
@@ -292,6 +295,8 @@ def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], labe
         The upload.
     label : str, optional
         Label column / key of a table (default: ``label``, ``y``, ``target``, ... any case).
+    replace : bool
+        Replace an existing user domain of that name.
 
     Returns
     -------
@@ -301,7 +306,7 @@ def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], labe
     Raises
     ------
     UploadError
-        A refused upload (size, zip safety, format, name).
+        A refused upload (size, zip safety, format, a name already taken).
     DataError
         Data that cannot form a domain (from :mod:`lepton.data.custom`); nothing is kept then.
     """
@@ -312,6 +317,11 @@ def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], labe
     if suffix not in UPLOAD_SUFFIXES:
         raise UploadError(f"{filename!r}: upload a .zip of an image folder (root/<class>/<image>) or a "
                           f"feature table ({', '.join(TABLE_SUFFIXES)}); got {suffix or 'no extension'!r}")
+    existing = _read_registry(home).get(name)
+    if existing is not None and not replace:
+        raise UploadError(f"a domain named {name!r} already exists ({existing.get('filename', 'an upload')}, added "
+                          f"{existing.get('added', '?')}); stored runs refer to it by name, so pick another name or "
+                          "choose to replace it")
     raw = data if isinstance(data, bytes) else data.read()
     check_size(len(raw))
     base = domains_dir(home)
@@ -322,7 +332,8 @@ def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], labe
             import io
             root = safe_extract(io.BytesIO(raw), staging / "images")
         else:
-            root = staging / f"table{suffix}"
+            stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem).strip("_") or "table"
+            root = staging / f"{stem[:80]}{suffix}"  # the user's file name, so messages name it
             root.write_bytes(raw)
         rel_inside = root.relative_to(staging)
         register_custom(name, root, label, validate=True)  # reads the data once: bad data fails here

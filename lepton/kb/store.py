@@ -158,7 +158,8 @@ class KnowledgeBase(RunFolders, RunArtifacts, Housekeeping):
 
     # ----- ids ------------------------------------------------------------------------------
     def resolve(self, run_id: str) -> str:
-        """The full id of ``run_id``: an exact id, a unique prefix, or ``latest``.
+        """The full id of ``run_id``: an exact id, a unique prefix, a unique suffix of at least 6
+        characters (the short id the app shows), or ``latest``.
 
         Raises
         ------
@@ -174,9 +175,12 @@ class KnowledgeBase(RunFolders, RunArtifacts, Housekeeping):
                 raise UnknownRunError(f"the knowledge base at {self.home} holds no runs yet")
             if con.execute("SELECT 1 FROM runs WHERE run_id = ?", (rid,)).fetchone():
                 return rid
-            like = rid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            esc = rid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             hits = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' LIMIT 5",
-                                              (like,))] if rid else []
+                                              (esc + "%",))] if rid else []
+            if not hits and len(rid) >= 6:  # the app shows the id's last 6 characters: a unique suffix works too
+                hits = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' LIMIT 5",
+                                                  ("%" + esc,))]
         if len(hits) == 1:
             return hits[0]
         if hits:
@@ -224,8 +228,9 @@ class KnowledgeBase(RunFolders, RunArtifacts, Housekeeping):
             ``method``, ``source``, ``target``, ``epochs``, ``seed``, ``source_acc`` and
             ``target_acc`` (selected, label-free checkpoint; fractions in [0, 1]),
             ``target_acc_last``, ``target_acc_oracle``, ``wall_time_s`` (seconds), ``parent``,
-            ``error``, ``epochs_done``, ``task``, ``flags`` (comma-separated: ``diverged``, ``chance``;
-            see :func:`lepton.training.health.diagnose`), and ``diverged`` (bool). Accuracies are NaN
+            ``error``, ``epochs_done``, ``task``, ``flags`` (comma-separated: ``diverged``, ``chance``,
+            ``collapsed``, ``underfit``, ``weak-alignment``, ``no-target-labels``; see
+            :mod:`lepton.training.health`), and ``diverged`` (bool). Accuracies are NaN
             until the run ends; the rest of a run's metrics is in :meth:`metrics`.
         """
         import pandas as pd

@@ -170,7 +170,8 @@ class Job:
         dict
             ``id``, ``config`` (dict), ``status``, ``phase``, ``step``, ``total``, ``epoch``,
             ``epochs``, ``fraction`` (0..1), ``history`` (list copy), ``last_losses``, ``error``,
-            ``run_id``, ``elapsed_s``, ``remaining_s`` (None until estimable), ``created``, ``finished``.
+            ``run_id``, ``elapsed_s``, ``remaining_s`` (None until estimable), ``created``, ``finished``,
+            ``flags`` (the finished run's ``diverged``/``collapsed``/... flags).
         """
         with self.lock:
             now = self.finished or time.time()
@@ -185,7 +186,8 @@ class Job:
                     "history": [dict(r) for r in self.history], "last_losses": dict(self.last_losses),
                     "error": self.error, "run_id": self.run_id, "elapsed_s": elapsed, "remaining_s": remaining,
                     "created": self.created, "finished": self.finished,
-                    "first_update_s": (self.first_step_at - self.created) if self.first_step_at else None}
+                    "first_update_s": (self.first_step_at - self.created) if self.first_step_at else None,
+                    "flags": list(getattr(getattr(self, "result", None), "flags", None) or [])}
 
 
 class _JobProgress(Callback):

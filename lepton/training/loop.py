@@ -334,6 +334,8 @@ def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
     run.inference.invalidate()
     res.flags, res.diagnosis = diagnose(run.history, res.checkpoints["selected"]["source_acc"], run.source.y_test,
                                         res.checkpoints["selected"]["target_acc"], tgt.y_test)
+    if not tgt.labelled:
+        res.flags.append("no-target-labels")  # accuracy on the target cannot be measured: shown as "no labels"
     if "diverged" not in res.flags:
         flags, msgs = health_warnings(run.history, res.checkpoints["selected"]["source_acc"],
                                       np.asarray(out).argmax(1) if len(out) else np.zeros(0, np.int64), tgt.n_classes,

@@ -108,3 +108,18 @@ def test_two_text_domains_show_the_words_that_shifted(data_dir):
     assert "What shifted, in words" in texts(at)
     tables = [df.value for df in at.dataframe if "term" in df.value]
     assert tables and "book" in set(tables[0]["term"])
+
+
+def test_an_unlabelled_upload_previews_and_pairs_without_a_traceback(tmp_path, fake_jobs):
+    """Found by a new user: the preview looked up class names for labels -1 and the page died."""
+    from lepton.data.user_domains import add_user_domain
+    rows = ["a,b,c"] + [f"{i % 7 + 1},{i % 3 + 1},{i % 5 + 2}" for i in range(40)]
+    add_user_domain("nolabels", "nolabels.csv", "\n".join(rows).encode())
+    lab = ["a,b,c,label"] + [f"{i % 7 + 1},{i % 3 + 1},{i % 5 + 2},{i % 2}" for i in range(40)]
+    add_user_domain("withlabels", "withlabels.csv", "\n".join(lab).encode())
+    at = open_page("domains")
+    at.selectbox(key="inspect").select("nolabels").run()
+    no_exception(at)
+    tr = open_page("train", {"source": "withlabels", "target": "nolabels", "method": "dann"})
+    no_exception(tr)
+    assert "has no labels" in texts(tr) and not tr.button(key="start").disabled
