@@ -71,6 +71,12 @@ with tab_map:
         counts = pd.crosstab(sel["domain"], sel["label"].astype(str))
         st.dataframe(counts, key="sel_counts")
         for dom_name, part in sel.groupby("domain", sort=False):
+            texts = explore.selection_texts(run_id, part)
+            if texts is not None:
+                st.caption(f"{dom_name}: {len(texts)} of {len(part)} selected texts")
+                st.dataframe(texts, hide_index=True, key=f"sel_texts_{dom_name}",
+                             column_config={"text": st.column_config.TextColumn(width="large")})
+                continue
             img = explore.selection_images(run_id, part)
             if img is not None:
                 st.image(img, caption=f"{dom_name}: {min(len(part), 60)} of {len(part)} selected images")

@@ -121,7 +121,8 @@ def feature_map(df: pd.DataFrame, color_by: str, title: str = "", height: int = 
     fig = px.scatter(df, x="x", y="y", color=color, custom_data=["row"], color_discrete_map=cmap,
                      category_orders={"label": sorted(df["label"].unique(), key=_natural)},
                      render_mode="webgl" if len(df) > WEBGL_ABOVE else "svg",
-                     hover_data={"x": False, "y": False, "domain": True, "label": True, "pred": True, "row": False})
+                     hover_data={"x": False, "y": False, "domain": True, "label": True, "pred": True, "row": False,
+                                 **({"text": True} if "text" in df else {})})
     fig.update_traces(marker=dict(size=6 if len(df) < 3000 else 4, opacity=0.8))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

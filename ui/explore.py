@@ -171,6 +171,7 @@ def map_view(run_id: str, epoch: int, method: str, aligned: bool, color_by: str)
     """``(points, figure, pending)``: ``pending`` while the asked-for projection is still being fitted
     (a PCA map is shown meanwhile; :func:`wait_for_map` reruns the page when it is ready)."""
     df, ranges, shown = map_frame(run_id, epoch, method, aligned)
+    df = with_snippets(run_id, df)
     return df, _figure(run_id, int(epoch), shown, aligned, color_by, df, ranges), shown != method
 
 
@@ -195,6 +196,35 @@ def _clean(df: pd.DataFrame) -> pd.DataFrame:
         df[c] = df[c].astype(str)
     df["correct"] = df["correct"].astype("boolean")  # NA: a row without a label (unlabelled target)
     return df
+
+
+def selection_texts(run_id: str, part: pd.DataFrame) -> Optional[pd.DataFrame]:
+    """The selected rows of one text domain with their texts, label and prediction (``None`` for
+    other domains): :meth:`lepton.kb.KnowledgeBase.snapshot_texts`."""
+    try:
+        texts = state.kb().snapshot_texts(run_id, int(part["domain_id"].iloc[0]), [int(i) for i in part["index"][:200]])
+    except Exception:  # noqa: BLE001 - the domain may be gone; leave the texts out
+        return None
+    if texts is None:
+        return None
+    out = part.iloc[:len(texts)][["domain", "label", "pred"]].copy()
+    out.insert(0, "text", texts)
+    return out
+
+
+def with_snippets(run_id: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``text`` column (the first 120 characters behind each point) for a run of text
+    domains; unchanged otherwise."""
+    parts = []
+    for d, part in df.groupby("domain_id", sort=False):
+        try:
+            texts = state.kb().snapshot_texts(run_id, int(d), [int(i) for i in part["index"]])
+        except Exception:  # noqa: BLE001 - the domain may be gone: no snippets
+            return df
+        if texts is None:
+            return df
+        parts.append(pd.Series([t[:120] + ("…" if len(t) > 120 else "") for t in texts], index=part.index))
+    return df.assign(text=pd.concat(parts)) if parts else df
 
 
 def selection_images(run_id: str, part: pd.DataFrame) -> Optional[np.ndarray]:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -178,6 +178,49 @@ class RunArtifacts:
         if len(idx) and (idx.min() < 0 or idx.max() >= len(x)):
             raise KBError(f"run {rid}: rows outside the {len(x)} test examples of {names[int(domain_id)]!r}")
         return x[idx]
+
+
+    def snapshot_texts(self, run_id: str, domain_id: int, index: Sequence[int], data_dir=None) -> Optional[List[str]]:
+        """The raw texts behind feature-snapshot rows of a text domain (``None`` for other domains).
+
+        Pairing turns texts into TF-IDF features, so the inputs :meth:`snapshot_inputs` returns
+        are vectors; this reads the domain's raw test texts again and keeps the rows of the run's
+        classes in their order, which is the harmonised test split's order.
+
+        Parameters
+        ----------
+        domain_id : int
+            A snapshot row's ``domain`` value.
+        index : sequence of int
+            Rows' ``index`` values.
+
+        Returns
+        -------
+        list of str or None
+
+        Raises
+        ------
+        KBError
+            A domain id or index outside the run's domains; :class:`lepton.data.DataError` when the
+            domain cannot be loaded any more.
+        """
+        from ..data import load_domain
+        rid = self.resolve(run_id)
+        meta = read_json(self.run_dir(rid) / "run.json", rid)
+        names = list(meta.get("domains", []))
+        if not 0 <= int(domain_id) < len(names):
+            raise KBError(f"run {rid} has {len(names)} domains; there is no domain {domain_id}")
+        d = load_domain(names[int(domain_id)], data_dir)
+        if d.modality != "text":
+            return None
+        keep = set(meta.get("class_names") or d.class_names)
+        rows = np.arange(len(d.y_test)) if not d.labelled else np.flatnonzero(
+            [d.class_names[y] in keep for y in d.y_test])
+        texts = d.x_test[rows]
+        idx = np.asarray(list(index), dtype=np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(texts)):
+            raise KBError(f"run {rid}: rows outside the {len(texts)} test texts of {names[int(domain_id)]!r}")
+        return [str(t) for t in texts[idx]]
 
 
 def _harmonised(names: tuple, roles: tuple, data_dir, scaling: str = "none") -> list:

@@ -49,3 +49,27 @@ def test_lesson_mode_keeps_umap_only(kb_home, fast_maps):
     at = open_page("explore", {"lesson": "1"})
     no_exception(at)
     assert not [s for s in at.segmented_control if s.key == "projection"]
+
+
+def test_a_text_run_shows_snippets_on_the_map_and_lists_the_selected_texts(data_dir, fast_maps):
+    """books -> kitchen: the map's points carry their review's first words, and a selection lists
+    the texts with label and prediction (the raw texts behind the TF-IDF rows, in their order)."""
+    from lepton.config import RunConfig
+    from lepton.data import load_domain
+    from lepton.kb import KnowledgeBase
+    from lepton.training import train
+    kb = KnowledgeBase()
+    res = train(RunConfig("books", "kitchen", "source-only", epochs=1, seed=0), kb=kb)
+    tgt = res.plan.roles.index("target")
+    raw = load_domain("kitchen").x_test
+    assert kb.snapshot_texts(res.run_id, tgt, [0, 5]) == [raw[0], raw[5]]
+    assert kb.snapshot_texts(res.run_id, tgt, [0]) is not None
+    at = open_page("explore")
+    no_exception(at)
+    assert "hovertemplate" in str(at.get("plotly_chart")[-1].proto) and "text=" in str(at.get("plotly_chart")[-1].proto)
+    points = [{"customdata": [i]} for i in (0, 1, 2)]
+    at.session_state["map"] = {"selection": {"points": points, "point_indices": [0, 1, 2], "box": [], "lasso": []}}
+    at.run()
+    no_exception(at)
+    shown = [df.value for df in at.dataframe if "text" in df.value]
+    assert shown and shown[0]["text"].str.len().min() > 0 and {"label", "pred", "domain"} <= set(shown[0].columns)
