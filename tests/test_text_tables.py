@@ -2,6 +2,8 @@
 quoted fields, a BOM, Latin-1, binary bytes refused, unlabelled texts, trained from the CLI."""
 import json
 
+import numpy as np
+
 import pytest
 
 from lepton.cli import main
@@ -84,3 +86,24 @@ def test_the_words_that_shifted_between_books_and_kitchen(data_dir, capsys):
     assert "terms most characteristic of books" in capsys.readouterr().out
     with pytest.raises(DataError, match="need two text domains"):
         shifted_terms("digits", "kitchen")
+
+
+def test_a_trainable_text_encoder_learns_from_token_ids(data_dir):
+    """--encoder embedding-bag: texts become token ids (vocabulary from the source and target
+    training texts, no labels), the encoder learns word embeddings, and a stored run's inputs
+    rebuild as the same ids."""
+    from lepton.config import RunConfig
+    from lepton.data.pairing import harmonise
+    from lepton.data.text import TOKEN_MAX_LEN, TOKEN_VOCAB
+    from lepton.kb import KnowledgeBase
+    from lepton.training import train
+    (s, t), rec = harmonise([load_domain("books"), load_domain("kitchen")], text_features="tokens")
+    assert s.modality == "tokens" and s.input_shape == (TOKEN_MAX_LEN,)
+    assert rec["featuriser"]["method"] == "tokens" and "no labels" in rec["featuriser"]["fitted_on"]
+    assert 0 <= s.x_train.min() and s.x_train.max() <= TOKEN_VOCAB and (s.x_train == s.x_train.round()).all()
+    kb = KnowledgeBase()
+    res = train(RunConfig("books", "kitchen", "source-only", epochs=3, seed=0, encoder="embedding-bag"), kb=kb)
+    assert res.status == "completed" and type(res.plan.method.net.encoder).__name__ == "EmbeddingBagEncoder"
+    assert res.checkpoints["selected"]["source_acc"] > 0.55  # it learns from the words
+    tgt = res.plan.roles.index("target")
+    np.testing.assert_array_equal(kb.snapshot_inputs(res.run_id, tgt, [0, 3]), t.x_test[[0, 3]])

@@ -8,7 +8,7 @@ import numpy as np
 
 
 #: The kinds of input a domain can hold.
-MODALITIES = ("image", "features", "text")
+MODALITIES = ("image", "features", "text", "tokens")  # tokens: padded token ids of texts (a trainable encoder's input)
 
 
 class DataError(ValueError):

@@ -13,8 +13,8 @@ from .shifts import resize_images
 SCALINGS = ("auto", "standard", "domain-standard", "l2", "l1", "none")
 
 
-def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, scaling: str = "none"
-              ) -> Tuple[List[Domain], Dict[str, object]]:
+def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, scaling: str = "none",
+              text_features: str = "tfidf") -> Tuple[List[Domain], Dict[str, object]]:
     """Make domains comparable: one image size and framing, one channel count, shared classes.
 
     ``roles`` says what each domain is (``source``, ``target``, ``eval``); by default the first
@@ -37,6 +37,9 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, 
     scaling : str
         Input scaling of feature tables, one of :data:`SCALINGS` (see :func:`scale_features`;
         ``auto`` is ``standard`` for tables). Image domains accept only ``auto`` and ``none``.
+    text_features : str
+        How text domains become inputs: ``tfidf`` (:func:`lepton.data.text.featurise_text`) or
+        ``tokens`` (:func:`lepton.data.text.tokenise_text`, for the ``embedding-bag`` encoder).
         Text domains are first featurised (:func:`lepton.data.text.featurise_text`: TF-IDF of
         unigrams and bigrams, 5,000 terms, fitted on the source and target training texts without
         labels, Ganin et al. JMLR 2016) into ``features`` domains ``(N, V)`` float32; for them
@@ -103,6 +106,11 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, 
             raise DataError(f"scaling {scaling!r} applies to feature tables; image pixels stay in [0, 1] "
                             "(use --scaling auto or none)")
         domains = _harmonise_images(domains, record)
+    elif src.modality == "text" and text_features == "tokens":  # for a trainable encoder: no scaling applies
+        from .text import tokenise_text
+        domains = tokenise_text(domains, roles, record)
+        record["scaling"] = {"method": "none", "fitted_on": "nothing: token ids"}
+        record["scaling_note"] = record["featuriser_note"]
     elif src.modality == "text":
         from .text import featurise_text
         domains = featurise_text(domains, roles, record)

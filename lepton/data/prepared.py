@@ -50,12 +50,15 @@ def _files(name: str, ddir: Path) -> Optional[List[Path]]:
     return list(spec.files(ddir)) if spec.files is not None else None
 
 
-def cache_key(names: Sequence[str], roles: Sequence[str], data_dir=None, scaling: str = "none") -> Optional[str]:
+def cache_key(names: Sequence[str], roles: Sequence[str], data_dir=None, scaling: str = "none",
+              text_features: str = "tfidf") -> Optional[str]:
     """The key of a pair's prepared data, or ``None`` when it is not cached (see the module docstring)."""
     ddir = resolve_data_dir(data_dir)
     parts = {"names": list(names), "roles": list(roles), "code": _code_hash(), "files": []}
     if scaling != "none":
         parts["scaling"] = scaling
+    if text_features != "tfidf":
+        parts["text_features"] = text_features
     for n in names:
         files = _files(n, ddir)
         if not files:
@@ -97,8 +100,8 @@ def _load(path: Path) -> Optional[Tuple[List[Domain], Dict[str, object]]]:
         return None  # absent or damaged: prepare again
 
 
-def prepare(names: Sequence[str], roles: Sequence[str], data_dir=None, cache: bool = True, scaling: str = "none"
-            ) -> Tuple[List[Domain], Dict[str, object]]:
+def prepare(names: Sequence[str], roles: Sequence[str], data_dir=None, cache: bool = True, scaling: str = "none",
+            text_features: str = "tfidf") -> Tuple[List[Domain], Dict[str, object]]:
     """Load and harmonise ``names`` (see :func:`lepton.data.pairing.harmonise`), through the disk cache.
 
     Parameters
@@ -112,6 +115,8 @@ def prepare(names: Sequence[str], roles: Sequence[str], data_dir=None, cache: bo
         Read and write the disk cache (``LEPTON_PREP_CACHE=0`` turns it off too).
     scaling : str
         Input scaling of feature tables (:func:`lepton.data.pairing.harmonise`).
+    text_features : str
+        ``tfidf`` or ``tokens`` (:func:`lepton.data.pairing.harmonise`).
 
     Returns
     -------
@@ -127,13 +132,13 @@ def prepare(names: Sequence[str], roles: Sequence[str], data_dir=None, cache: bo
     from .catalog import load_domain
     from .pairing import harmonise
     use = cache and os.environ.get("LEPTON_PREP_CACHE", "1") != "0"
-    key = cache_key(names, roles, data_dir, scaling) if use else None
+    key = cache_key(names, roles, data_dir, scaling, text_features) if use else None
     path = cache_dir() / "prepared" / key if key else None
     if path is not None and path.with_suffix(".json").exists():
         got = _load(path)
         if got is not None:
             return got
-    domains, record = harmonise([load_domain(n, data_dir) for n in names], roles, scaling)
+    domains, record = harmonise([load_domain(n, data_dir) for n in names], roles, scaling, text_features)
     if path is not None:
         try:
             _save(path, domains, record)

@@ -172,7 +172,9 @@ class RunArtifacts:
         roles = meta.get("roles") or (["source", "target"] + ["eval"] * (len(names) - 2))
         if not 0 <= int(domain_id) < len(names):
             raise KBError(f"run {rid} has {len(names)} domains; there is no domain {domain_id}")
-        doms = _harmonised(tuple(names), tuple(roles), data_dir, meta.get("config", {}).get("scaling", "none"))
+        cfg = meta.get("config", {})
+        doms = _harmonised(tuple(names), tuple(roles), data_dir, cfg.get("scaling", "none"),
+                           "tokens" if cfg.get("encoder") == "embedding-bag" else "tfidf")
         x = doms[int(domain_id)].x_test
         idx = np.asarray(list(index), dtype=np.int64)
         if len(idx) and (idx.min() < 0 or idx.max() >= len(x)):
@@ -223,15 +225,15 @@ class RunArtifacts:
         return [str(t) for t in texts[idx]]
 
 
-def _harmonised(names: tuple, roles: tuple, data_dir, scaling: str = "none") -> list:
+def _harmonised(names: tuple, roles: tuple, data_dir, scaling: str = "none", text_features: str = "tfidf") -> list:
     from ..data import load_domain
     from ..data.pairing import harmonise
-    key = (names, roles, str(data_dir), scaling)
+    key = (names, roles, str(data_dir), scaling, text_features)
     with _INPUTS_LOCK:
         if key in _INPUTS:
             _INPUTS.move_to_end(key)
             return _INPUTS[key]
-    doms, _ = harmonise([load_domain(n, data_dir) for n in names], list(roles), scaling)
+    doms, _ = harmonise([load_domain(n, data_dir) for n in names], list(roles), scaling, text_features)
     with _INPUTS_LOCK:
         _INPUTS[key] = doms
         while len(_INPUTS) > 4:

@@ -126,13 +126,46 @@ class MLPEncoder(nn.Module):
         return self.net(x)  # (B, D)
 
 
+class EmbeddingBagEncoder(nn.Module):
+    """A trainable text encoder: the mean of learned word embeddings over a text's token ids, then
+    a ReLU layer (fastText-like; Joulin et al., EACL 2017).
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(L,)``: token ids per text (float-coded integers, ``0`` = padding; see
+        :func:`lepton.data.text.tokenise_text`).
+    feature_dim : int
+        ``D``.
+    vocab : int
+        Largest id + 1.
+    embed_dim : int
+
+    Shapes
+    ------
+    ``(B, L)`` -> ``(B, D)``.
+    """
+
+    def __init__(self, input_shape: Sequence[int], feature_dim: int = 128, vocab: int = 5001, embed_dim: int = 128):
+        super().__init__()
+        self.embed = nn.EmbeddingBag(int(vocab), int(embed_dim), mode="mean", padding_idx=0)
+        self.out = nn.Sequential(nn.Linear(int(embed_dim), int(feature_dim)), nn.ReLU())
+        self.feature_dim = int(feature_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ids = x.long().clamp_(0, self.embed.num_embeddings - 1)  # (B, L)
+        return self.out(self.embed(ids))  # (B, D); an all-padding row embeds to zeros
+
+
 ENCODERS.add("lenet", lambda shape, feature_dim=128: LeNetEncoder(shape, feature_dim))
+ENCODERS.add("embedding-bag", lambda shape, feature_dim=128: EmbeddingBagEncoder(shape, feature_dim))
 ENCODERS.add("mlp", lambda shape, feature_dim=128: MLPEncoder(shape, (256, feature_dim)))
 ENCODERS.add("mlp-784-256-128-64", lambda shape, feature_dim=64: MLPEncoder(shape, (256, 128, 64)))
 
 
 MODALITY_ENCODERS.add("image", "lenet")
 MODALITY_ENCODERS.add("features", "mlp")
+MODALITY_ENCODERS.add("tokens", "embedding-bag")
 
 
 def resolve_encoder(name: str, input_shape: Sequence[int], modality: Optional[str] = None) -> str:

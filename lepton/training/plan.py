@@ -133,7 +133,8 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     init_state, init_from = _init_state(config, kb)
     names = [*config.sources, config.target, *config.eval_domains]
     roles = ["source"] * len(config.sources) + ["target"] + ["eval"] * len(config.eval_domains)
-    domains, record = prepare(names, roles, data_dir, scaling=config.scaling)  # disk-cached for benchmark files
+    domains, record = prepare(names, roles, data_dir, scaling=config.scaling,  # disk-cached for benchmark files
+                              text_features=text_features(config.encoder))
     for msg in record.get("notes", []):
         _note(notes, "warning", msg)
     if record.get("scaling_note"):
@@ -173,6 +174,12 @@ def _budget_note(notes, cls, total: int, per_epoch: int, epochs: int, n_main: in
               f"--steps {max(1000, MIN_ADAPTATION_STEPS)} (the budget whatever the data's size) or more epochs")
     else:
         _note(notes, "info", f"training budget: {what}")
+
+
+def text_features(encoder: str) -> str:
+    """How a run's text domains become inputs: ``tokens`` for the trainable ``embedding-bag``
+    encoder, else ``tfidf``."""
+    return "tokens" if encoder == "embedding-bag" else "tfidf"
 
 
 def _init_state(config: RunConfig, kb):
