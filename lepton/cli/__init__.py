@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--select", default="im", help="label-free checkpoint score: im, snd, source-acc or dev (deep embedded "
                    "validation, You et al. 2019)")
     t.add_argument("--eval", nargs="*", help="extra domains to evaluate")
-    t.add_argument("--encoder", default="auto", help="auto, lenet, mlp, mlp-784-256-128-64")
+    t.add_argument("--encoder", default="auto", help="auto, lenet, mlp, mlp-784-256-128-64, embedding-bag (text as token ids)")
     t.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
     t.add_argument("--init-from", default=None, metavar="RUN_ID",
