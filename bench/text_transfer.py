@@ -79,7 +79,7 @@ def main() -> None:
             cells.append(f"{_ms(sel)} / {_ms(orc)} | {statistics.mean(r['wall'] for r in rs):.1f}")
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {PUBLISHED_DANN[task]} |")
     lines.append("| **average** | " + " | ".join(f"**{statistics.mean(avg[m]):.1f}** | " for m in args.methods)
-                 + f" **{statistics.mean(PUBLISHED_DANN.values()):.1f}** |")
+                 + f" | **{statistics.mean(PUBLISHED_DANN.values()):.1f}** |")
     text = "\n".join(lines)
     print("\n" + text)
     if args.out:
