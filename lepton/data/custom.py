@@ -42,7 +42,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -483,15 +483,23 @@ def _table_domain(x, labels, path: Path, name: str, notes: Dict[str, object], ba
     if len(zero):
         raise DataError(f"{path.name}: {len(zero)} row(s) are all zeros (rows {_first(zero)}, 0-based); "
                         "drop or impute them")
-    if unlabelled:
-        notes["labels"] = ("none: no label column or key was found (looked for "
-                           f"{', '.join(LABEL_COLUMNS if path.suffix.lower() in ('.csv', '.tsv') else Y_KEYS)}); "
+    y, names = _label_domain(None if unlabelled else labels, len(x), path, notes, base,
+                             LABEL_COLUMNS if path.suffix.lower() in (".csv", ".tsv") else Y_KEYS)
+    return _split_domain(name, "features", x, y, names, str(path), notes)
+
+
+def _label_domain(labels: Optional[np.ndarray], n: int, path: Path, notes: Dict[str, object], base: Optional[int],
+                  looked_for: Sequence[str]) -> Tuple[np.ndarray, List[str]]:
+    """Class indices and names of a table's labels (``None``: an unlabelled domain, labels ``-1``),
+    with the convention recorded in ``notes`` and warned when it is a guess (tables and texts)."""
+    if labels is None:
+        notes["labels"] = (f"none: no label column or key was found (looked for {', '.join(looked_for)}); "
                            "an unlabelled domain, usable as the target of unsupervised adaptation")
         notes["label_base"] = None
         warnings.warn(f"{path.name}: no label column found, so it is taken as unlabelled (accuracy on it is shown "
                       f"as 'no labels'); if it has labels, name them as {path.name}#label=COLUMN",
-                      UserWarning, stacklevel=3)
-        return _split_domain(name, "features", x, labels, [], str(path), notes)
+                      UserWarning, stacklevel=4)
+        return np.full(n, -1, np.int64), []
     if base is not None and labels.dtype.kind in "USO":
         raise DataError(f"{path.name}: base={base} applies to integer labels; these are strings")
     y, names, convention, guessed = encode_labels(labels, base)
@@ -502,8 +510,8 @@ def _table_domain(x, labels, path: Path, name: str, notes: Dict[str, object], ba
         base if base is not None else (1 if "1-based" in convention else 0))
     if guessed:
         warnings.warn(f"{path.name}: labels taken as {convention}; state the base as {path.name}#base=0 or "
-                      "#base=1 if that is wrong", UserWarning, stacklevel=3)
-    return _split_domain(name, "features", x, y, names, str(path), notes)
+                      "#base=1 if that is wrong", UserWarning, stacklevel=4)
+    return y, names
 
 
 def _split_domain(name, modality, x, y, class_names, source, notes) -> Domain:
@@ -588,13 +596,8 @@ def _load_text_table(path: Path, opts: Dict[str, str], name: str) -> Domain:
     notes: Dict[str, object] = {"text_column": tcol, "encoding": enc,
                                 "other_columns_ignored": [c for c in cols if c not in (tcol, lcol)]}
     if lcol is None:
-        notes["labels"] = (f"none: no label column was found (looked for {', '.join(LABEL_COLUMNS)}); an unlabelled "
-                           "domain, usable as the target of unsupervised adaptation")
-        notes["label_base"] = None
-        warnings.warn(f"{path.name}: no label column found, so it is taken as unlabelled (accuracy on it is shown "
-                      f"as 'no labels'); if it has labels, name them as {path.name}#label=COLUMN",
-                      UserWarning, stacklevel=3)
-        return _split_domain(name, "text", x, np.full(len(x), -1, np.int64), [], str(path), notes)
+        y, names = _label_domain(None, len(x), path, notes, None, LABEL_COLUMNS)
+        return _split_domain(name, "text", x, y, names, str(path), notes)
     raw = df[lcol]
     if raw.astype(str).str.strip().eq("").any():
         bad = np.flatnonzero(raw.astype(str).str.strip().eq("").to_numpy())
@@ -607,16 +610,8 @@ def _load_text_table(path: Path, opts: Dict[str, str], name: str) -> Domain:
             vals = as_num if np.all(as_num == np.round(as_num)) else vals
         except (TypeError, ValueError):
             vals = np.array([str(v).strip() for v in vals])
-    base = int(opts["base"]) if "base" in opts else None
-    y, names, convention, guessed = encode_labels(vals, base)
-    if len(names) < 2:
-        raise DataError(f"{path.name}: all {len(y)} rows have the same label {names[0]!r}; a domain needs 2+ classes")
-    notes["labels"], notes["label_column"] = convention, lcol
-    notes["label_base"] = None if vals.dtype.kind in "USO" else (base if base is not None else
-                                                                 (1 if "1-based" in convention else 0))
-    if guessed:
-        warnings.warn(f"{path.name}: labels taken as {convention}; state the base as {path.name}#base=0 or "
-                      "#base=1 if that is wrong", UserWarning, stacklevel=3)
+    notes["label_column"] = lcol
+    y, names = _label_domain(vals, len(x), path, notes, int(opts["base"]) if "base" in opts else None, LABEL_COLUMNS)
     return _split_domain(name, "text", x, y, names, str(path), notes)
 
 
