@@ -185,3 +185,16 @@ def test_pipeline_draws_are_checked_before_training(capsys):
                  "evaluate", "--draws", "0", "--no-kb", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "draws must be" in err and "[1/" not in err
+
+
+@pytest.mark.parametrize("argv, needle", [(["train", "--source", "digits"], "required: --target"),
+                                          (["nope"], "invalid choice: 'nope'"),
+                                          (["kb", "show"], "required: run"),
+                                          (["train", "--source", "d", "--target", "e", "--epochs", "x"], "invalid int")])
+def test_argument_errors_are_one_line_with_where_the_help_is(argv, needle):
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "lepton", *argv], capture_output=True, text=True, timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("lepton: error: ") and needle in lines[0]
+    assert "--help`" in lines[0] and "usage:" not in p.stderr

@@ -170,14 +170,22 @@ def _print_result(result) -> None:
         print(gap)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with Lepton's error style: one line naming the problem and where the help is,
+    exit status 2 (argparse's default prints the whole usage block first)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"lepton: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..config import EPOCHS
     from .kb import add_commands
     from .pipeline import add_command as add_pipeline_command
 
-    p = argparse.ArgumentParser(prog="python -m lepton", description="Lepton: transfer learning and domain shift lab")
+    p = _Parser(prog="python -m lepton", description="Lepton: transfer learning and domain shift lab")
     p.add_argument("--data-dir", default=None, help="benchmark data folder (default $LEPTON_DATA_DIR or a user cache)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("domains", help="list domains, their sizes and whether their files are present")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_domains)
