@@ -201,10 +201,7 @@ def _clean(df: pd.DataFrame) -> pd.DataFrame:
 def selection_texts(run_id: str, part: pd.DataFrame) -> Optional[pd.DataFrame]:
     """The selected rows of one text domain with their texts, label and prediction (``None`` for
     other domains): :meth:`lepton.kb.KnowledgeBase.snapshot_texts`."""
-    try:
-        texts = state.kb().snapshot_texts(run_id, int(part["domain_id"].iloc[0]), [int(i) for i in part["index"][:200]])
-    except Exception:  # noqa: BLE001 - the domain may be gone; leave the texts out
-        return None
+    texts = _texts(run_id, int(part["domain_id"].iloc[0]), tuple(int(i) for i in part["index"][:200]))
     if texts is None:
         return None
     out = part.iloc[:len(texts)][["domain", "label", "pred"]].copy()
@@ -212,15 +209,22 @@ def selection_texts(run_id: str, part: pd.DataFrame) -> Optional[pd.DataFrame]:
     return out
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _texts(run_id: str, domain_id: int, index: tuple) -> Optional[list]:
+    """:meth:`lepton.kb.KnowledgeBase.snapshot_texts`, once per run, domain and rows (the map asks on
+    every rerun, for image runs too); ``None`` for a domain without texts or one that is gone."""
+    try:
+        return state.kb().snapshot_texts(run_id, domain_id, list(index))
+    except Exception:  # noqa: BLE001 - the domain may be gone: no texts
+        return None
+
+
 def with_snippets(run_id: str, df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with a ``text`` column (the first 120 characters behind each point) for a run of text
     domains; unchanged otherwise."""
     parts = []
     for d, part in df.groupby("domain_id", sort=False):
-        try:
-            texts = state.kb().snapshot_texts(run_id, int(d), [int(i) for i in part["index"]])
-        except Exception:  # noqa: BLE001 - the domain may be gone: no snippets
-            return df
+        texts = _texts(run_id, int(d), tuple(int(i) for i in part["index"]))
         if texts is None:
             return df
         parts.append(pd.Series([t[:120] + ("…" if len(t) > 120 else "") for t in texts], index=part.index))
