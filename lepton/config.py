@@ -12,6 +12,8 @@ STEPS = (1, 10_000_000)
 #: Bounds of the fields a person sets (the CLI, the app's widgets and :meth:`RunConfig.validate` read these).
 EPOCHS = (1, 10000)
 BATCH_SIZE = (1, 65536)
+#: The generation of run defaults new configs get (see :class:`RunConfig`'s ``defaults_version``).
+DEFAULTS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,11 @@ class RunConfig:
     hparams : dict
         Method hyper-parameters (defaults filled in by validation).
     epochs : int
-        Passes over the source training split (the target split for ``target-only``).
+        The budget in epochs: an epoch is ``ceil(N / batch_size)`` optimisation steps with ``N`` the
+        training rows of the largest domain of the run (sources and target), for every method, so
+        one ``epochs`` gives every method on a pair the same number of steps and a small source
+        does not starve the run. Configs stored before this (``defaults_version`` 1) counted
+        passes over the largest source (the target for target-only methods).
     batch_size : int
         Examples per domain per step.
     seed : int
@@ -67,6 +73,10 @@ class RunConfig:
         ``inductive``: the final table evaluates the target's test split; ``transductive``: the
         whole target domain (train and test rows; the published protocol of the field's tables).
         Training never sees target labels either way.
+    defaults_version : int
+        Which generation of Lepton's defaults the run trained under, so a stored run rebuilds as it
+        trained: ``2`` (current) an epoch is a pass over the largest training domain; ``1``
+        (configs stored before) a pass over the largest source.
     """
 
     source: Union[str, Tuple[str, ...]]
@@ -87,6 +97,7 @@ class RunConfig:
     scaling: str = "auto"
     steps: Optional[int] = None
     protocol: str = "inductive"
+    defaults_version: int = DEFAULTS_VERSION
 
     def __post_init__(self) -> None:
         src = self.source
@@ -136,6 +147,8 @@ class RunConfig:
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
                                        or not STEPS[0] <= self.steps <= STEPS[1]):
             raise ValueError(f"steps must be a whole number in [{STEPS[0]}, {STEPS[1]}], got {self.steps!r}")
+        if self.defaults_version not in (1, 2):
+            raise ValueError(f"defaults_version must be 1 or 2, got {self.defaults_version!r}")
         if not isinstance(self.hparams, dict):
             raise ValueError("hparams must be a JSON object, e.g. '{\"lr\": 0.001}'")
         return self
@@ -150,10 +163,12 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "RunConfig":
         """Inverse of :meth:`to_dict`; unknown keys are ignored; a missing ``scaling`` (a run stored
-        before it existed) reads as ``none``, as that run trained."""
+        before it existed) reads as ``none`` and a missing ``defaults_version`` as ``1``, as that
+        run trained."""
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         kw.setdefault("scaling", "none")  # a config stored before input scaling existed: rebuilt as it trained
+        kw.setdefault("defaults_version", 1)  # stored before epochs over the largest domain
         if "eval_domains" in kw:
             kw["eval_domains"] = tuple(kw["eval_domains"])
         if isinstance(kw.get("source"), list):

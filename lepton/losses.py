@@ -11,11 +11,21 @@ import torch
 import torch.nn.functional as F
 
 
-def coral_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
-    """Deep CORAL loss (Sun & Saenko, "Deep CORAL", ECCV-W 2016, eq. 1).
+def coral_loss(fs: torch.Tensor, ft: torch.Tensor, relative: bool = False) -> torch.Tensor:
+    """Deep CORAL loss (Sun & Saenko, "Deep CORAL", ECCV-W 2016, eq. 1), or its scale-free form.
 
-    ``L = ||C_S - C_T||_F^2 / (4 d^2)`` with the unbiased covariances
-    ``C = (X^T X - (1^T X)^T (1^T X) / n) / (n - 1)``.
+    Paper form (``relative=False``): ``L = ||C_S - C_T||_F^2 / (4 d^2)`` with the unbiased
+    covariances ``C = (X^T X - (1^T X)^T (1^T X) / n) / (n - 1)``. It grows with the fourth power of
+    the features' scale: multiplying the features by ``a`` multiplies it by ``a^4``, so one weight
+    cannot suit LeNet image features and raw 400-d table features alike (issue 12).
+
+    Relative form (``relative=True``, ``deep-coral``'s ``coral_form="relative"``):
+    ``L = ||C_S - C_T||_F^2 / ((||C_S||_F^2 + ||C_T||_F^2) / 2)``, the covariance gap as a fraction
+    of the covariances' own size. It is unchanged when the features are multiplied by any
+    ``a != 0`` (so its gradient has no component that shrinks or grows the features) and lies in
+    ``[0, 4]`` (``||a - b||^2 <= 2 ||a||^2 + 2 ||b||^2``) whatever ``d``: for features whose scale
+    nothing fixes (an unscaled table). Measured weaker than the paper form on standardised inputs
+    (``bench/defaults.md``), hence not the default.
 
     Parameters
     ----------
@@ -23,13 +33,16 @@ def coral_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
         float ``(n_s, d)`` source features.
     ft : torch.Tensor
         float ``(n_t, d)`` target features.
+    relative : bool
+        The scale-free form above instead of the paper's.
 
     Returns
     -------
     torch.Tensor
         Scalar. Zero (with a gradient path) when either batch has fewer than 2 rows, where the
-        covariance is undefined (``n - 1 = 0``); :func:`lepton.training.plan` says so in its
-        notes when the batch size makes such batches (or a rank-deficient covariance) happen.
+        covariance is undefined (``n - 1 = 0``), and in the relative form when both covariances
+        are zero; :func:`lepton.training.plan` says so in its notes when the batch size makes such
+        batches (or a rank-deficient covariance) happen.
 
     Raises
     ------
@@ -42,7 +55,11 @@ def coral_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
         return (fs.sum() + ft.sum()) * 0.0
     cs = _covariance(fs)  # (d, d)
     ct = _covariance(ft)  # (d, d)
-    return ((cs - ct) ** 2).sum() / (4.0 * d * d)
+    gap = ((cs - ct) ** 2).sum()
+    if not relative:
+        return gap / (4.0 * d * d)
+    size = 0.5 * ((cs ** 2).sum() + (ct ** 2).sum())
+    return gap / size if size > 0 else gap * 0.0
 
 
 def _covariance(x: torch.Tensor) -> torch.Tensor:

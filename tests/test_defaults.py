@@ -76,6 +76,33 @@ def test_steps_is_the_budget_whatever_the_size_and_a_small_one_is_warned(tables,
     assert "steps must be a whole number" in capsys.readouterr().err
 
 
+def test_an_epoch_passes_over_the_larger_domain_so_a_small_source_does_not_starve_the_run(tables, tmp_path):
+    """A 200-row source and a 1,797-row target: an epoch is a pass over the target's training rows
+    for every method; a config stored before (no defaults_version) keeps epochs over the source."""
+    from lepton.data.sampling import batches_per_pass
+    from lepton.training.plan import plan
+    small = pd.read_csv(tables["src"]).groupby("label").head(20)
+    small.to_csv(tmp_path / "small.csv", index=False)
+    tgt = load_domain(tables["tgt"])
+    for method in ("source-only", "dann", "target-only"):
+        st = plan(RunConfig(str(tmp_path / "small.csv"), tables["tgt"], method, epochs=3))
+        assert st.steps_per_epoch == batches_per_pass(len(tgt.y_train), 64) == 23 and st.total_steps == 69
+    old = RunConfig.from_dict({"source": str(tmp_path / "small.csv"), "target": tables["tgt"], "method": "dann",
+                               "epochs": 3})
+    assert old.defaults_version == 1 and plan(old).steps_per_epoch == batches_per_pass(160, 64) == 3
+    assert plan(old).total_steps == 9
+
+
+def test_relative_coral_keeps_its_weight_meaningful_on_an_unscaled_table_a_thousand_times_larger(tables):
+    """With scaling none the paper CORAL loss on the x1,000 table is 1e12 times larger (test
+    above); the relative form stays in [0, 4] and is neither negligible nor runaway."""
+    run = fit(RunConfig(tables["src1000"], tables["tgt1000"], "deep-coral", epochs=2, seed=0, scaling="none",
+                        hparams={"coral_form": "relative", "trade_off": 0.1}))
+    coral = [h["losses"]["coral"] for h in run.history]
+    assert all(1e-3 < c <= 4.0 for c in coral), coral
+    assert "weak-alignment" not in run.flags and "diverged" not in run.flags
+
+
 def test_transductive_protocol_evaluates_the_whole_target_and_says_so(tables, capsys):
     assert main(["train", "--source", "digits", "--target", "digits-rotated", "--method", "source-only",
                  "--epochs", "2", "--protocol", "transductive", "--quiet"]) == 0

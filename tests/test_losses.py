@@ -89,3 +89,17 @@ def test_reconstruction_loss():
     x = torch.zeros(2, 1, 2, 2)
     xh = torch.ones(2, 1, 2, 2)
     assert losses.reconstruction_loss(x, xh).item() == pytest.approx(0.5 * 4)
+
+
+def test_relative_coral_is_scale_free_and_bounded():
+    """The relative form (issue 12) is unchanged when the features are multiplied by 1,000, where
+    the paper form grows by 1,000^4; it lies in [0, 4]."""
+    g = torch.Generator().manual_seed(0)
+    fs, ft = torch.randn(64, 16, generator=g), 2.0 * torch.randn(48, 16, generator=g) + 1.0
+    rel = losses.coral_loss(fs, ft, relative=True)
+    assert losses.coral_loss(1000 * fs, 1000 * ft, relative=True).item() == pytest.approx(rel.item(), rel=1e-4)
+    assert losses.coral_loss(1000 * fs, 1000 * ft).item() == pytest.approx(1e12 * losses.coral_loss(fs, ft).item(),
+                                                                          rel=1e-3)
+    assert 0.0 < rel.item() <= 4.0
+    assert losses.coral_loss(fs, fs.clone(), relative=True).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.coral_loss(torch.zeros(4, 3), torch.zeros(5, 3), relative=True).item() == 0.0

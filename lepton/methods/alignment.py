@@ -12,6 +12,12 @@ from ..models import DomainDiscriminator, grad_reverse
 from .base import METHODS, Batch, HParam, Method
 
 
+#: How the CORAL loss is measured (:func:`lepton.losses.coral_loss`): shared by deep-coral and self-training.
+CORAL_FORM = HParam("paper", help="CORAL loss: paper (eq. 1, grows with the features' scale to the 4th power) or "
+                    "relative (scale-free: the covariance gap over the covariances' size)",
+                    choices=("paper", "relative"))
+
+
 def coral_notes(hparams, batch_size: int, sizes) -> list:
     """What Deep CORAL's covariance estimate makes of this batch size (see :func:`lepton.losses.coral_loss`)."""
     d, out = int(hparams["feature_dim"]), []
@@ -71,15 +77,21 @@ class _Aligned(Method):
 class DeepCORAL(_Aligned):
     """Deep CORAL (Sun & Saenko, ECCV-W 2016): align second-order statistics of the features.
 
-    ``L = CE(h(f_s), y_s) + trade_off * ||C_S - C_T||_F^2 / (4 d^2)``; see :func:`lepton.losses.coral_loss`.
+    ``L = CE(h(f_s), y_s) + trade_off * L_CORAL``. ``coral_form="paper"`` (default) is eq. 1,
+    ``||C_S - C_T||_F^2 / (4 d^2)``, whose size grows with the fourth power of the features'
+    scale: Lepton standardises tables by default (``scaling="auto"``), which is what lets its
+    weight of 10 work on images and tables alike. ``"relative"`` is the scale-free
+    ``||C_S - C_T||_F^2 / mean(||C_S||_F^2, ||C_T||_F^2)``, for unscaled features
+    (``scaling="none"``); see :func:`lepton.losses.coral_loss`.
     """
 
     summary = "Deep CORAL: match source and target feature covariances"
-    HPARAMS = {"trade_off": HParam(10.0, 0.0, 10000.0, "weight of the CORAL loss")}
+    HPARAMS = {"trade_off": HParam(10.0, 0.0, 10000.0, "weight of the CORAL loss"),
+               "coral_form": CORAL_FORM}
     align_name = "coral"
 
     def align(self, fs, ft):
-        return losses.coral_loss(fs, ft)
+        return losses.coral_loss(fs, ft, relative=self.hparams["coral_form"] == "relative")
 
     @classmethod
     def plan_notes(cls, hparams, batch_size, sizes):

@@ -6,6 +6,7 @@ from typing import Dict
 import torch.nn.functional as F
 
 from .. import losses
+from .alignment import CORAL_FORM
 from .base import METHODS, Batch, HParam, Method
 
 
@@ -30,6 +31,7 @@ class SelfTraining(Method):
         "trade_off": HParam(1.0, 0.0, 100.0, "weight of the pseudo-label loss"),
         "align": HParam("none", help="feature alignment added during training", choices=("none", "coral")),
         "align_weight": HParam(10.0, 0.0, 10000.0, "weight of the alignment loss when align != none"),
+        "coral_form": CORAL_FORM,
     }
 
     @classmethod
@@ -56,7 +58,7 @@ class SelfTraining(Method):
                 loss = loss + self.hparams["trade_off"] * pseudo
                 out.update(pseudo=pseudo.item(), mask_rate=mask.mean().item())
         if self.hparams["align"] == "coral":
-            a = losses.coral_loss(fs.float(), ft.float())
+            a = losses.coral_loss(fs.float(), ft.float(), relative=self.hparams["coral_form"] == "relative")
             loss = loss + self.hparams["align_weight"] * a
             out["coral"] = a.item()
         self.optimize(loss)

@@ -106,9 +106,9 @@ def fit(config: Union[RunConfig, RunState], callbacks: Sequence[Callback] = (),
         stop_event: Optional[threading.Event] = None, data_dir=None) -> RunResult:
     """Train a planned run and evaluate it honestly.
 
-    Each epoch passes once over the largest source training split in seeded shuffled batches
-    (the last one may be partial, even of size 1), one batch per source domain per step, while
-    the target split is cycled independently; the method gets exactly the streams it declares
+    Each epoch is the plan's ``steps_per_epoch`` steps (one pass over the run's largest training
+    domain; see :class:`lepton.config.RunConfig`), one seeded shuffled batch per source domain per
+    step, each domain cycled independently; the method gets exactly the streams it declares
     (``Method.needs``). After each epoch the loop evaluates source and target test accuracy and
     the label-free scores on (up to ``eval_cap``) unlabelled target *training* examples. The
     checkpoint the label-free score picks is the run's model; the last one and the oracle-best

@@ -40,8 +40,8 @@ class RunState:
         What pairing did (see :func:`lepton.data.pairing.harmonise`).
     device : torch.device
     steps_per_epoch, total_steps : int
-        An epoch is one pass over the largest source training split (over the target training
-        split for methods without labelled source data); with ``config.steps`` the run takes
+        An epoch is one pass over the run's largest training domain (sources and target; see
+        :class:`lepton.config.RunConfig`); with ``config.steps`` the run takes
         exactly that many steps (``config.epochs`` derived, the last epoch possibly partial).
     environment : dict
     notes : list of dict
@@ -142,8 +142,7 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     srcs = [d for d, r in zip(domains, roles) if r == "source"]
     tgt = domains[roles.index("target")]
     labelled = _labelled_target(cls, hparams, tgt, config, notes)
-    n_main = len(labelled) if TARGET_ALL in cls.needs else (
-        max(len(d.y_train) for d in srcs) if SOURCE in cls.needs else len(tgt.y_train))
+    n_main = _epoch_rows(cls, config, srcs, tgt, labelled)
     steps_per_epoch = batches_per_pass(n_main, config.batch_size)  # a lone last example joins the batch before
     for level, msg in cls.plan_notes(hparams, config.batch_size, [len(d.y_train) for d in srcs] + [len(tgt.y_train)]):
         _note(notes, level, msg)
@@ -158,6 +157,17 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
         method.load_encoder(init_state)
     return RunState(config, method, task, domains, roles, record, device, steps_per_epoch, total,
                     environment(device), notes, labelled)
+
+
+def _epoch_rows(cls, config: RunConfig, srcs: List[Domain], tgt: Domain, labelled) -> int:
+    """The rows an epoch passes over: the largest training domain of the run, whatever the method
+    (``defaults_version`` 2); configs stored before: the largest source, or the target (its labelled
+    rows) for methods without labelled source data."""
+    if config.defaults_version >= 2:
+        return max([len(d.y_train) for d in srcs] + [len(tgt.y_train)])
+    if TARGET_ALL in cls.needs:
+        return len(labelled)
+    return max(len(d.y_train) for d in srcs) if SOURCE in cls.needs else len(tgt.y_train)
 
 
 #: Fewer optimisation steps than this in an adaptation run earn a warning: adversarial and
