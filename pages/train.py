@@ -35,7 +35,8 @@ c1, c2, c3 = st.columns([2, 1, 1])
 method = c1.selectbox("Method", names, index=names.index(state.DEFAULT_METHOD), key="method", bind="query-params",
                       help="source-only is the baseline; dann, deep-coral and dan align the domains' features.")
 epochs = c2.number_input("Epochs", EPOCHS[0], EPOCHS[1], state.DEFAULT_EPOCHS, key="epochs", bind="query-params",
-                         help="Passes over the source training set.")
+                         help="Passes over the largest training domain (source or target), the same for every "
+                         "method, so a small source does not starve the run.")
 seed = c3.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params",
                        help="Same seed, same result: share the link to reproduce this experiment.")
 cls = METHODS.get(method)

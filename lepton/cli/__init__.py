@@ -206,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="source domain(s); several are trained on together, each stored with the role source")
     t.add_argument("--target", required=True)
     t.add_argument("--method", default="source-only")
-    t.add_argument("--epochs", type=int, default=10, help=f"passes over the source training split "
-                   f"({EPOCHS[0]}..{EPOCHS[1]})")
+    t.add_argument("--epochs", type=int, default=10, help=f"passes over the run's largest training domain, "
+                   f"source or target, for every method ({EPOCHS[0]}..{EPOCHS[1]})")
     t.add_argument("--steps", type=int, default=None, help="the training budget in optimisation steps, whatever "
                    "the data's size (overrides --epochs; the last epoch may be partial)")
     t.add_argument("--batch-size", type=int, default=64)
