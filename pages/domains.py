@@ -44,7 +44,8 @@ else:
     m[0].metric("training examples", f"{d.sizes()['train']:,}")
     m[1].metric("test examples", f"{d.sizes()['test']:,}")
     m[2].metric("classes", d.n_classes)
-    m[3].metric("input shape", "text" if d.modality == "text" else " × ".join(map(str, d.input_shape)))
+    shape = " × ".join(map(str, d.input_shape))
+    m[3].metric("input shape", {"text": "text", "audio": f"audio: {shape} log-mel"}.get(d.modality, shape))
     st.caption(f"**Where it comes from:** {d.source or 'not recorded'}")
     left, right = st.columns([3, 2], gap="large")
     with left:

@@ -97,7 +97,7 @@ def test_text_domain_validation():
     with pytest.raises(DataError, match="must be a str"):
         Domain("t", "text", np.array([1.0, 2.0], dtype=object), np.array([0, 1]), [], np.array([], np.int64), ["n", "p"])
     with pytest.raises(DataError, match="modality"):
-        Domain("t", "audio", np.zeros((1, 2)), np.array([0]), np.zeros((0, 2)), np.array([], np.int64), ["a"])
+        Domain("t", "video", np.zeros((1, 2)), np.array([0]), np.zeros((0, 2)), np.array([], np.int64), ["a"])
 
 
 # --- the real domains ------------------------------------------------------------------------------

@@ -39,10 +39,11 @@ def mosaic(x: np.ndarray, cols: int = 10, tile: int = 40, pad: int = 2) -> np.nd
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def domain_grid(name: str, per_class: int = 4, max_classes: int = 10, tile: int = 40) -> Optional[np.ndarray]:
-    """A mosaic of ``per_class`` training examples per class (columns = classes) of an image domain."""
+    """A mosaic of ``per_class`` training examples per class (columns = classes) of an image domain,
+    or of an audio domain's log-mel spectrograms (low frequencies at the bottom)."""
     from . import state
     d = state.domain(name)
-    if d.modality != "image":
+    if d.modality not in ("image", "audio"):
         return None
     k = min(d.n_classes, max_classes)
     rng = np.random.default_rng(0)
@@ -54,6 +55,8 @@ def domain_grid(name: str, per_class: int = 4, max_classes: int = 10, tile: int 
     order = [cols[c][r] for r in range(per_class) for c in range(k)]
     blank = np.ones((1,) + d.input_shape, np.float32)
     x = np.concatenate([d.x_train[[i]] if i is not None else blank for i in order])
+    if d.modality == "audio":
+        x = x[:, :, ::-1, :]  # (N, 1, mels, frames): frequency rises upwards
     return mosaic(x, cols=k, tile=tile)
 
 
@@ -81,5 +84,24 @@ def show_grid(name: str, caption: Optional[str] = None, per_class: int = 4, tile
         st.dataframe(df, hide_index=True, height=210)
         return
     st.image(img, caption=caption, width="stretch" if img.shape[1] > 300 else "content")
+    d = state.domain(name)
+    if d.modality == "audio":
+        play_clips(d, "train", list(range(min(3, len(d.y_train)))))
+
+
+def play_clips(d, split: str, rows) -> None:
+    """Players for a few of an audio domain's clips (as the model heard them, shifts applied)."""
+    from lepton.data import DataError
+    from lepton.data.audio import clip_waveform
+    for r in rows:
+        try:
+            wave, sr = clip_waveform(d, split, r)
+        except DataError as e:
+            st.caption(f"Cannot play row {r}: {e}")
+            continue
+        y = d.y_train[r] if split == "train" else d.y_test[r]
+        st.audio(wave, sample_rate=sr)
+        st.caption(f"label {d.class_names[y] if 0 <= y < len(d.class_names) else 'no label'}"
+                   + (f", speaker {d.meta(split)['speaker'][r]}" if "speaker" in d.meta(split) else ""))
 
 

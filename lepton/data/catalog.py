@@ -2,10 +2,11 @@
 
 Name syntax
 -----------
-``BASE[:SHIFT[=VALUE]]...`` applies shift operators left to right to a registered image
-domain, e.g. ``digits:rotate=30``, ``mnist:invert``, ``usps:noise=0.3:blur=1``. See
-:mod:`lepton.data.shifts` for the operators. A name that is an existing path is a custom domain:
-a folder laid out ``root/<class>/<image>`` or a feature table (``.csv``, ``.npz``, ``.mat``); a
+``BASE[:SHIFT[=VALUE]]...`` applies shift operators left to right to a registered image or audio
+domain, e.g. ``digits:rotate=30``, ``mnist:invert``, ``usps:noise=0.3:blur=1``,
+``fsdd-george:noise=10:telephone``. See :mod:`lepton.data.shifts` and :mod:`lepton.data.audio` for
+the operators. A name that is an existing path is a custom domain: a folder laid out
+``root/<class>/<image>`` or ``root/<class>/<clip>.wav`` or a feature table (``.csv``, ``.npz``, ``.mat``); a
 table's options follow a ``#``: ``PATH#label=COLUMN,x=KEY,base=1`` (see :mod:`lepton.data.custom`).
 """
 from __future__ import annotations
@@ -29,13 +30,16 @@ class DomainSpec:
     name : str
         Registry name.
     modality : str
-        ``"image"`` or ``"features"``.
+        ``"image"``, ``"features"``, ``"text"`` or ``"audio"``.
     description : str
         One line for listings.
     loader : callable
         ``loader(data_dir: Path) -> Domain``.
     files : callable, optional
         ``files(data_dir) -> list[Path]`` of files the loader reads; empty for built-ins.
+    needs : callable, optional
+        ``needs(data_dir) -> list[Path]``: the few paths whose presence marks the domain available
+        (a folder of thousands of clips: the folder), for listings; default ``files``.
     """
 
     name: str
@@ -43,12 +47,14 @@ class DomainSpec:
     description: str
     loader: Callable[[Path], Domain]
     files: Optional[Callable[[Path], List[Path]]] = None
+    needs: Optional[Callable[[Path], List[Path]]] = None
 
     def missing_files(self, data_dir: Optional[Path] = None) -> List[Path]:
-        """Files the loader needs that are not present in ``data_dir``."""
-        if self.files is None:
+        """Files (or folders) the loader needs that are not present in ``data_dir``."""
+        check = self.needs or self.files
+        if check is None:
             return []
-        return [p for p in self.files(resolve_data_dir(data_dir)) if not p.exists()]
+        return [p for p in check(resolve_data_dir(data_dir)) if not p.exists()]
 
 
 DOMAINS: Registry[DomainSpec] = Registry("domain")
@@ -80,7 +86,7 @@ def load_domain(name: str, data_dir: Optional[os.PathLike] = None, cache: bool =
     DataError
         Missing, corrupt or unusable data files; bad shift parameters.
     """
-    from . import benchmarks, builtin, custom, shifts, text  # noqa: F401  (registers built-ins)
+    from . import benchmarks, builtin, custom, shifts, text, audio  # noqa: F401  (registers built-ins; audio last)
 
     if isinstance(name, str) and name.strip() and name.strip().split(":")[0] not in DOMAINS:
         _register_user_domains()
@@ -130,7 +136,7 @@ def list_domains(data_dir: Optional[os.PathLike] = None) -> List[dict]:
     list of dict
         Keys ``name``, ``modality``, ``description``, ``available`` (bool), ``missing`` (paths).
     """
-    from . import benchmarks, builtin, custom, shifts, text  # noqa: F401
+    from . import benchmarks, builtin, custom, shifts, text, audio  # noqa: F401
 
     _register_user_domains()
     ddir = resolve_data_dir(data_dir)

@@ -1,4 +1,4 @@
-"""Custom domains: a folder of images in class sub-folders, or a feature table.
+"""Custom domains: a folder of images or audio clips in class sub-folders, or a feature table.
 
 ``load_custom("PATH")`` or ``load_custom("PATH#label=COLUMN,x=KEY,base=1")`` (every option optional):
 
@@ -8,6 +8,9 @@
   channel, otherwise all images are read as RGB. All images are resized (bilinear, PIL) to the most
   common size in the folder; if that size's longer side exceeds 64 pixels it is scaled down,
   keeping the aspect ratio, so that side is 64.
+* **Audio folder** laid out ``root/<class>/<clip>`` (WAV, FLAC, OGG, AIFF; any sample rate, mono or
+  stereo): read when its class folders hold more audio clips than images; see
+  :func:`lepton.data.audio.load_audio_folder` (``modality="audio"``, log-mel spectrograms).
 * **Text table**: a ``.csv``/``.tsv`` with a text column (``#text=COL``, or a non-numeric column
   named ``text``, ``review``, ``sentence`` or ``document``) or a JSON-lines ``.jsonl`` file (one
   object per line, the same column names), and a label column as below (none: unlabelled).
@@ -113,6 +116,7 @@ def load_custom(name: str, domain_name: Optional[str] = None) -> Domain:
     -------
     Domain
         Image folder: ``modality="image"``, ``x`` float32 ``(N, C, H, W)`` in [0, 1], C 1 or 3.
+        Audio folder: ``modality="audio"``, ``x`` float32 ``(N, 1, 40, 94)`` in [0, 1].
         Table: ``modality="features"``, ``x`` float32 ``(N, D)``. Labels int64 ``(N,)``; a seeded
         (seed 0) stratified 80/20 split; ``notes`` record the label convention and the split. A
         table without labels gives labels ``-1`` and no class names (``Domain.labelled`` False).
@@ -136,7 +140,10 @@ def load_custom(name: str, domain_name: Optional[str] = None) -> Domain:
         raise DataError(f"custom domain {name!r}: {path} does not exist")
     if path.is_dir():
         if opts:
-            raise DataError(f"{name!r}: '#{','.join(opts)}=' applies to tables, not to image folders")
+            raise DataError(f"{name!r}: '#{','.join(opts)}=' applies to tables, not to image or audio folders")
+        from .audio import folder_kind, load_audio_folder
+        if folder_kind(path) == "audio":
+            return load_audio_folder(path, dname)
         return _load_image_folder(path, dname)
     ext = path.suffix.lower()
     if ext not in TABLE_EXTS:
@@ -655,7 +662,9 @@ def register_custom(name: str, path, label: Optional[str] = None, validate: bool
 
     text = not p.is_dir() and (p.suffix.lower() == ".jsonl" or (
         p.suffix.lower() in (".csv", ".tsv") and _text_column(p, {}) is not None))
-    kind, modality = (("image folder", "image") if p.is_dir() else ("text table", "text") if text
+    from .audio import folder_kind
+    folder = folder_kind(p) if p.is_dir() else None
+    kind, modality = ((f"{folder} folder", folder) if folder else ("text table", "text") if text
                       else ("feature table", "features"))
     spec = DomainSpec(name, modality, f"custom {kind} {p.name}", loader, files=lambda data_dir: [p])
     if validate:

@@ -8,7 +8,8 @@ import numpy as np
 
 
 #: The kinds of input a domain can hold.
-MODALITIES = ("image", "features", "text", "tokens")  # tokens: padded token ids of texts (a trainable encoder's input)
+MODALITIES = ("image", "features", "text", "tokens", "audio")  # tokens: padded token ids of texts (a trainable
+# encoder's input); audio: log-mel spectrograms (N, 1, n_mels, frames) of clips (lepton.data.audio)
 
 
 class DataError(ValueError):
@@ -24,9 +25,11 @@ class Domain:
     name : str
         The domain's name as given to the CLI (``"digits"``, ``"mnist"``, ``"digits:rotate=30"``).
     modality : str
-        One of :data:`MODALITIES`: ``"image"``, ``"features"`` or ``"text"``.
+        One of :data:`MODALITIES`: ``"image"``, ``"features"``, ``"text"``, ``"tokens"`` or ``"audio"``.
     x_train, x_test : np.ndarray
         Images: float32 ``(N, C, H, W)`` with values in [0, 1]; feature vectors: float32 ``(N, D)``;
+        audio: float32 ``(N, 1, n_mels, frames)`` log-mel spectrograms in [0, 1]
+        (:mod:`lepton.data.audio`);
         raw text: an object array ``(N,)`` of str (a list or a str array is converted), turned
         into features when a pair is harmonised (:func:`lepton.data.pairing.harmonise`).
     y_train, y_test : np.ndarray
@@ -41,6 +44,10 @@ class Domain:
         inside 28x28, so 20/28; USPS digits fill the frame, so 1.0). Used when pairing domains.
     notes : dict
         Free-form provenance (label convention assumed, split seed, shift parameters).
+    meta_train, meta_test : dict of str to np.ndarray
+        Optional per-row columns of each split, each a str array ``(N,)`` aligned with the split's
+        rows (an audio clip's ``path``, ``speaker``, ``accent``); empty for most domains. Kept
+        aligned when pairing drops rows; see :meth:`meta`.
     """
 
     name: str
@@ -53,6 +60,8 @@ class Domain:
     source: str = ""
     content_fraction: float = 1.0
     notes: Dict[str, object] = field(default_factory=dict)
+    meta_train: Dict[str, np.ndarray] = field(default_factory=dict)
+    meta_test: Dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -70,6 +79,12 @@ class Domain:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if len(x) != len(y):
                 raise DataError(f"domain {self.name!r}: {split} has {len(x)} inputs but {len(y)} labels")
+            meta = {str(k): np.asarray(v, dtype=str) for k, v in (getattr(self, f"meta_{split}") or {}).items()}
+            for k, v in meta.items():
+                if v.shape != (len(y),):
+                    raise DataError(f"domain {self.name!r}: {split} column {k!r} has shape {v.shape}, "
+                                    f"not ({len(y)},)")
+            setattr(self, f"meta_{split}", meta)
 
     @property
     def input_shape(self) -> Tuple[int, ...]:
@@ -103,6 +118,18 @@ class Domain:
         if name not in ("train", "test"):
             raise DataError(f"unknown split {name!r}; use 'train' or 'test'")
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def meta(self, split: str) -> Dict[str, np.ndarray]:
+        """The per-row columns of split ``"train"`` or ``"test"``: name -> str ``(N,)`` (may be empty).
+
+        Raises
+        ------
+        DataError
+            For another split name.
+        """
+        if split not in ("train", "test"):
+            raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
+        return getattr(self, f"meta_{split}")
 
     def with_arrays(self, **changes) -> "Domain":
         """A copy with some fields replaced (arrays are not copied)."""

@@ -56,12 +56,16 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, 
         ``scaling_note``; for text also ``featuriser`` (method, n-grams, size, what it was fitted
         on, vocabulary size) and ``featuriser_note``; stored with the run.
 
+    Audio domains (:mod:`lepton.data.audio`) all share one log-mel shape; they pass through
+    unchanged and the record gets their ``featuriser`` and ``featuriser_note``.
+
     Raises
     ------
     DataError
-        Different modalities or feature sizes, no shared class, fewer than 2 shared classes, an
-        empty source or target training split, an unlabelled or single-class source, an unknown
-        scaling or one that does not apply to images.
+        Different modalities (an audio domain beside an image or text domain) or feature sizes, no
+        shared class, fewer than 2 shared classes, an empty source or target training split, an
+        unlabelled or single-class source, an unknown scaling or one that does not apply to images
+        or audio.
     """
     domains = list(domains)
     roles = list(roles) if roles is not None else (["source", "target"] + ["eval"] * (len(domains) - 2))[:len(domains)]
@@ -72,7 +76,8 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, 
     mods = {d.modality for d in domains}
     if len(mods) > 1:
         raise DataError("cannot pair domains of different modalities: "
-                        + ", ".join(f"{d.name} ({d.modality})" for d in domains))
+                        + ", ".join(f"{d.name} ({d.modality})" for d in domains)
+                        + "; pick a source and target of one kind")
     for d, role in [*((s, "source") for s in srcs), (tgt, "target")]:
         if len(d.y_train) == 0:
             raise DataError(f"the {role} domain {d.name!r} has no training examples; pick another domain")
@@ -106,6 +111,12 @@ def harmonise(domains: Sequence[Domain], roles: Optional[Sequence[str]] = None, 
             raise DataError(f"scaling {scaling!r} applies to feature tables; image pixels stay in [0, 1] "
                             "(use --scaling auto or none)")
         domains = _harmonise_images(domains, record)
+    elif src.modality == "audio":
+        if scaling not in ("auto", "none"):
+            raise DataError(f"scaling {scaling!r} applies to feature tables; audio log-mel spectrograms are scaled "
+                            "per clip to [0, 1] (use --scaling auto or none)")
+        from .audio import harmonise_audio
+        domains = harmonise_audio(domains, record)
     elif src.modality == "text" and text_features == "tokens":  # for a trainable encoder: no scaling applies
         from .text import tokenise_text
         domains = tokenise_text(domains, roles, record)
@@ -258,6 +269,7 @@ def _shared_classes(domains: List[Domain], target: str):
             new = remap[y] if len(y) else y
             keep = new >= 0
             arrays[f"x_{split}"], arrays[f"y_{split}"] = x[keep], new[keep].astype(np.int64)
+            arrays[f"meta_{split}"] = {k: v[keep] for k, v in d.meta(split).items()}  # per-row columns stay aligned
         out.append(d.with_arrays(class_names=list(shared), **arrays))
     return out, shared, dropped
 

@@ -6,7 +6,9 @@ stale data: each domain's name (shift operators and their values are part of it)
 the size and modification time of every file its loader reads, and a hash of the source code of the
 data package (a new loader or pairing rule makes a new key). Only pairs whose every domain reads
 files (the benchmarks, the built-in digits through scikit-learn's bundled file, and their shifted
-versions) are cached; uploaded and custom-path domains are prepared each time.
+versions) are cached; uploaded and custom-path domains are prepared each time. Per-file derived
+arrays (the log-mel features of audio clips, also of a user's audio folder) are kept once per set of
+files by :func:`cached_arrays`, keyed the same way.
 
 Layout: ``<cache>/prepared/<key>.npz`` (arrays, ``allow_pickle=False``) beside ``<key>.json``
 (names, classes, provenance and the harmonisation record), written atomically, JSON last.
@@ -17,8 +19,9 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -41,7 +44,7 @@ def _code_hash() -> str:
 
 def _files(name: str, ddir: Path) -> Optional[List[Path]]:
     """Files a (possibly shifted) registered domain reads, or ``None`` when it reads none."""
-    from . import benchmarks, builtin, shifts, text  # noqa: F401  (registers the domains)
+    from . import benchmarks, builtin, shifts, text, audio  # noqa: F401  (registers the domains)
     from .catalog import DOMAINS
     base = shifts.parse_name(name)[0] if ":" in name else name
     if base not in DOMAINS:
@@ -77,10 +80,14 @@ def _save(path: Path, domains: List[Domain], record: Dict[str, object]) -> None:
     for i, d in enumerate(domains):
         for k in ("x_train", "y_train", "x_test", "y_test"):
             arrays[f"{i}_{k}"] = getattr(d, k)
+        for split in ("train", "test"):
+            for col, v in d.meta(split).items():
+                arrays[f"{i}_meta_{split}_{col}"] = v
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     meta = {"domains": [{"name": d.name, "modality": d.modality, "class_names": list(d.class_names),
-                         "source": d.source, "content_fraction": d.content_fraction, "notes": d.notes}
+                         "source": d.source, "content_fraction": d.content_fraction, "notes": d.notes,
+                         "meta": {s: list(d.meta(s)) for s in ("train", "test")}}
                         for d in domains], "record": record}
     text = json.dumps(meta, default=str)  # before any write: an unserialisable record caches nothing
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +101,9 @@ def _load(path: Path) -> Optional[Tuple[List[Domain], Dict[str, object]]]:
         with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
             doms = [Domain(m["name"], m["modality"], z[f"{i}_x_train"], z[f"{i}_y_train"], z[f"{i}_x_test"],
                            z[f"{i}_y_test"], list(m["class_names"]), m["source"], float(m["content_fraction"]),
-                           dict(m["notes"])) for i, m in enumerate(meta["domains"])]
+                           dict(m["notes"]), *({c: z[f"{i}_meta_{s}_{c}"] for c in m.get("meta", {}).get(s, [])}
+                                                 for s in ("train", "test")))  # per-row columns
+                    for i, m in enumerate(meta["domains"])]
         return doms, meta["record"]
     except (OSError, ValueError, KeyError, EOFError):
         return None  # absent or damaged: prepare again
@@ -145,6 +154,60 @@ def prepare(names: Sequence[str], roles: Sequence[str], data_dir=None, cache: bo
         except (OSError, TypeError, ValueError):
             pass  # a cache that cannot be written is only slower
     return domains, record
+
+
+def cached_arrays(kind: str, files: Sequence[Path], params: Dict[str, object],
+                  compute: Callable[[], Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+    """Arrays derived from ``files`` (decoded clips, features), computed once and kept on disk.
+
+    The key is built like :func:`cache_key`'s: ``kind``, ``params``, the data-code hash and the
+    resolved path, size and modification time of every file, so a changed file or option is never
+    served stale. Stored as ``<cache>/prepared/<kind>-<key>.npz`` (``allow_pickle=False``), written
+    atomically; ``LEPTON_PREP_CACHE=0`` turns it off, a missing file computes without caching (the
+    computation reports it), a damaged entry is computed again.
+
+    Parameters
+    ----------
+    kind : str
+        A short tag for the file name (``"audio"``).
+    files : sequence of pathlib.Path
+        Every file ``compute`` reads.
+    params : dict
+        JSON-serialisable options the result depends on.
+    compute : callable
+        ``compute() -> dict of str to np.ndarray`` (numeric or str arrays, no objects).
+
+    Returns
+    -------
+    dict of str to np.ndarray
+    """
+    key = None
+    if os.environ.get("LEPTON_PREP_CACHE", "1") != "0":
+        parts = {"kind": kind, "params": params, "code": _code_hash(), "files": []}
+        try:
+            for p in files:
+                st = Path(p).stat()
+                parts["files"].append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
+            key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        except OSError:
+            key = None  # missing: compute() reports it
+    path = cache_dir() / "prepared" / f"{kind}-{key}.npz" if key else None
+    if path is not None and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            pass  # damaged: compute again
+    out = compute()
+    if path is not None:
+        try:
+            buf = io.BytesIO()
+            np.savez(buf, **out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, buf.getvalue())
+        except (OSError, TypeError, ValueError):
+            pass  # a cache that cannot be written is only slower
+    return out
 
 
 def domain_summary(name: str, data_dir=None) -> Dict[str, object]:

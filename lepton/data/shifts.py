@@ -1,4 +1,5 @@
-"""Deterministic shift operators that make new image domains from any image domain.
+"""Deterministic shift operators that make new image domains from any image domain (and audio
+domains from any audio domain: see :data:`lepton.data.audio.AUDIO_SHIFTS`).
 
 Syntax: ``BASE:OP[=VALUE]:OP[=VALUE]...``, applied left to right, e.g. ``digits:rotate=30``,
 ``mnist:invert``, ``usps:noise=0.3:blur=1``. Every operator is deterministic: its random draws
@@ -18,6 +19,11 @@ color          -         RGB: random coloured background, digit drawn as ``|bg -
 thickness=K    1         grey dilation (K > 0) or erosion (K < 0) with a (|K|+1)-pixel square
 resize=N       -         bilinear resize to N x N pixels
 =============  ========  =======================================================================
+
+Each modality has its own operators (:func:`operators`); an audio domain takes ``noise=SNR_DB``,
+``speed=F``, ``pitch=SEMITONES``, ``gain=DB`` and ``telephone`` (:mod:`lepton.data.audio`), which act
+on the waveform before it is featurised. An operator of another modality (``fsdd-george:rotate=30``,
+``digits:telephone``) is refused with a :class:`DataError` that names the domain's own operators.
 """
 from __future__ import annotations
 
@@ -129,21 +135,66 @@ SHIFTS: Dict[str, Tuple[Callable, Optional[float], Tuple[float, float]]] = {
 }
 
 
-def parse_name(name: str) -> Tuple[str, List[Op]]:
+#: Modalities that have shift operators.
+SHIFT_MODALITIES = ("image", "audio")
+
+
+def operators(modality: str) -> Dict[str, Tuple[Callable, Optional[float], Tuple[float, float]]]:
+    """The shift operators of a modality: name -> (function, default value or ``None``, range);
+    empty for a modality without shifts (features, text)."""
+    if modality == "audio":
+        from .audio import AUDIO_SHIFTS
+        return AUDIO_SHIFTS
+    return SHIFTS if modality == "image" else {}
+
+
+def _base_modality(base: str) -> str:
+    """The registered modality of domain ``base``; ``image`` for a name not (yet) registered."""
+    from .catalog import DOMAINS
+    return DOMAINS.get(base).modality if base in DOMAINS else "image"
+
+
+def _check_op(op: str, name: str, base: str, modality: str) -> None:
+    """Raise :class:`DataError` unless ``op`` is a shift of ``modality``."""
+    table = operators(modality)
+    if op in table:
+        return
+    if not table:
+        raise DataError(f"shift operators apply to image domains and to audio domains; {base!r} holds "
+                        f"{modality} (in {name!r}); use {base!r} without ':{op}'")
+    other = next((m for m in SHIFT_MODALITIES if m != modality and op in operators(m)), None)
+    if other is not None:
+        raise DataError(f"shift {op!r} in {name!r} applies to {other} domains; {base!r} is an {modality} domain, "
+                        f"whose shifts are: {', '.join(table)}")
+    raise DataError(f"unknown shift {op!r} in domain {name!r}; valid shifts: {', '.join(table)}")
+
+
+def parse_name(name: str, modality: Optional[str] = None) -> Tuple[str, List[Op]]:
     """Split ``"digits:rotate=30:invert"`` into ``("digits", [("rotate", 30.0), ("invert", None)])``.
+
+    Parameters
+    ----------
+    name : str
+        ``BASE[:OP[=VALUE]]...``.
+    modality : str, optional
+        Whose operators to accept (:func:`operators`); default the registered modality of
+        ``BASE`` (``image`` when it is not registered).
 
     Raises
     ------
     DataError
-        Unknown operator, a value that is not a number or is out of range.
+        Unknown operator, an operator of another modality, a value that is not a number or is
+        out of range.
     """
     parts = name.split(":")
     base, ops = parts[0], []
+    if len(parts) > 1 and modality is None:
+        modality = _base_modality(base)
+    table = operators(modality or "image")
     for p in parts[1:]:
         op, _, val = p.partition("=")
-        if op not in SHIFTS:
-            raise DataError(f"unknown shift {op!r} in domain {name!r}; valid shifts: {', '.join(SHIFTS)}")
-        fn, default, (lo, hi) = SHIFTS[op]
+        _check_op(op, name, base, modality or "image")
+        fn, default, (lo, hi) = table[op]
         if val == "":
             if default is None and op == "resize":
                 raise DataError(f"shift 'resize' needs a size, e.g. {base}:resize=28")
@@ -162,12 +213,14 @@ def parse_name(name: str) -> Tuple[str, List[Op]]:
 
 
 def apply_shifts(domain: Domain, ops: List[Op], name: str) -> Domain:
-    """Apply shift operators to both splits of an image domain.
+    """Apply shift operators to both splits of an image or audio domain.
 
     Parameters
     ----------
     domain : Domain
-        An image domain, ``x`` of shape ``(N, C, H, W)`` in [0, 1].
+        An image domain, ``x`` of shape ``(N, C, H, W)`` in [0, 1], or an audio domain (its
+        clips are read again, shifted as waveforms and featurised:
+        :func:`lepton.data.audio.shift_audio_domain`).
     ops : list of (str, float or None)
         From :func:`parse_name`.
     name : str
@@ -181,10 +234,14 @@ def apply_shifts(domain: Domain, ops: List[Op], name: str) -> Domain:
     Raises
     ------
     DataError
-        If ``domain`` is not an image domain.
+        If ``domain`` is neither an image nor an audio domain, or an operator is not one of its
+        modality's.
     """
-    if domain.modality != "image":
-        raise DataError(f"shift operators apply to image domains; {domain.name!r} holds {domain.modality}")
+    for op, _ in ops:
+        _check_op(op, name, domain.name, domain.modality)
+    if domain.modality == "audio":
+        from .audio import shift_audio_domain
+        return shift_audio_domain(domain, ops, name)
     out = {}
     for split in ("train", "test"):
         x, _ = domain.split(split)

@@ -123,3 +123,16 @@ def test_an_unlabelled_upload_previews_and_pairs_without_a_traceback(tmp_path, f
     tr = open_page("train", {"source": "withlabels", "target": "nolabels", "method": "dann"})
     no_exception(tr)
     assert "has no labels" in texts(tr) and not tr.button(key="start").disabled
+
+
+def test_an_audio_domain_shows_spectrograms_and_plays_clips(data_dir):
+    """Speech (issue 14): a speaker's domain shows log-mel spectrograms per digit and players for
+    a few clips with their label and speaker; the shift statistics work on audio too."""
+    at = open_page("domains")
+    at.selectbox(key="inspect").select("fsdd-george").run()
+    no_exception(at)
+    assert at.metric[3].value == "audio: 1 × 40 × 94 log-mel"
+    assert len(at.image) >= 1
+    players = at.get("audio")
+    assert len(players) == 3
+    assert "speaker george" in texts(at)
