@@ -14,7 +14,7 @@ pytest.importorskip("librosa", reason="audio domains need librosa: pip install l
 
 from lepton.cli import main  # noqa: E402
 from lepton.data import DataError, Domain, load_domain  # noqa: E402
-from lepton.data.audio import (FRAMES, FSDD_SPEAKERS, MAX_SECONDS, N_MELS, SAMPLE_RATE, clip_paths,  # noqa: E402
+from lepton.data.audio import (FRAMES, FSDD_SPEAKERS, N_MELS, SAMPLE_RATE, clip_paths,  # noqa: E402
                                clip_waveform, fsdd_metadata, shift_waveform)
 from lepton.data.pairing import harmonise  # noqa: E402
 from lepton.data.prepared import prepare  # noqa: E402
