@@ -41,3 +41,16 @@ def data_dir() -> Path:
     if not (d / "mnist").exists():
         pytest.skip(f"benchmark data folder {d} is missing; set LEPTON_DATA_DIR=../shared/data")
     return d
+
+
+@pytest.fixture(scope="module")
+def prep_cache(tmp_path_factory):
+    """A preparation cache folder for one test module."""
+    return tmp_path_factory.mktemp("prepared")
+
+
+@pytest.fixture
+def shared_prep_cache(prep_cache, monkeypatch):
+    """Point ``LEPTON_CACHE_DIR`` at the module's cache, so data a module prepares (TF-IDF pairs,
+    spectrograms) is built once per module, not per test; use with ``pytestmark``."""
+    monkeypatch.setenv("LEPTON_CACHE_DIR", str(prep_cache))

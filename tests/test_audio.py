@@ -33,15 +33,7 @@ def fsdd_dir() -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def prep_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("prepared")
-
-
-@pytest.fixture(autouse=True)
-def _shared_prep_cache(prep_cache, monkeypatch):
-    """One feature cache for the module: each speaker is featurised once, not per test."""
-    monkeypatch.setenv("LEPTON_CACHE_DIR", str(prep_cache))
+pytestmark = pytest.mark.usefixtures("shared_prep_cache")  # one preparation cache per module (conftest)
 
 
 def _tone(freq: float, seconds: float = 0.4, sr: int = SAMPLE_RATE, amp: float = 0.3) -> np.ndarray:

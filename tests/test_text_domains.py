@@ -28,15 +28,7 @@ def review_dir() -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def prep_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("prepared")
-
-
-@pytest.fixture(autouse=True)
-def _shared_prep_cache(prep_cache, monkeypatch):
-    """One preparation cache for the module: books -> kitchen is featurised once, not per test."""
-    monkeypatch.setenv("LEPTON_CACHE_DIR", str(prep_cache))
+pytestmark = pytest.mark.usefixtures("shared_prep_cache")  # one preparation cache per module (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -481,21 +481,9 @@ def load_audio_folder(root: Path, name: str) -> Domain:
         No class folders, fewer than 2 classes with clips, files that are not audio, corrupt,
         zero-length or silent (up to 5 named, with the count).
     """
-    from .custom import SPLIT_SEED, TEST_FRACTION
-    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not dirs:
-        raise DataError(f"{root} has no class folders; lay it out as {root.name}/<class>/<clip>.wav")
-    classes, paths, labels, skipped, empty = [], [], [], 0, []
-    for d in dirs:
-        files = sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))
-        clips = [p for p in files if p.suffix.lower() in AUDIO_EXTS]
-        skipped += len(files) - len(clips)
-        if not clips:
-            empty.append(d.name)
-            continue
-        paths += clips
-        labels += [len(classes)] * len(clips)
-        classes.append(d.name)
+    from .custom import SPLIT_SEED, TEST_FRACTION, _scan_folder
+    classes, items, empty, skipped = _scan_folder(root, AUDIO_EXTS, "clip.wav")
+    paths, labels = [p for p, _ in items], [c for _, c in items]
     if len(classes) < 2:
         raise DataError(f"{root} has {len(classes)} class folder(s) with audio clips ({', '.join(AUDIO_EXTS)}); "
                         "at least 2 are needed")

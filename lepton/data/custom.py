@@ -192,15 +192,17 @@ def _common_size(sizes: List[Tuple[int, int]]) -> Tuple[int, int]:
     return w, h
 
 
-def _scan_folder(root: Path) -> Tuple[List[str], List[Tuple[Path, int]], List[str], int]:
-    """Class names, (file, class index) pairs, empty class folders and the count of skipped files."""
+def _scan_folder(root: Path, exts=IMAGE_EXTS, item: str = "image") -> Tuple[List[str], List[Tuple[Path, int]],
+                                                                         List[str], int]:
+    """Class names, (file, class index) pairs of files with one of ``exts``, empty class folders and
+    the count of skipped files of a ``root/<class>/<item>`` folder (images, or audio clips)."""
     dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not dirs:
-        raise DataError(f"{root} has no class folders; lay it out as {root.name}/<class>/<image>")
+        raise DataError(f"{root} has no class folders; lay it out as {root.name}/<class>/<{item}>")
     classes, items, empty, skipped = [], [], [], 0
     for d in dirs:
         files = sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))
-        imgs = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
+        imgs = [p for p in files if p.suffix.lower() in exts]
         skipped += len(files) - len(imgs)
         if not imgs:
             empty.append(d.name)

@@ -115,9 +115,7 @@ class Domain:
         DataError
             For another split name.
         """
-        if name not in ("train", "test"):
-            raise DataError(f"unknown split {name!r}; use 'train' or 'test'")
-        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+        return getattr(self, f"x_{_split_name(name)}"), getattr(self, f"y_{name}")
 
     def meta(self, split: str) -> Dict[str, np.ndarray]:
         """The per-row columns of split ``"train"`` or ``"test"``: name -> str ``(N,)`` (may be empty).
@@ -127,9 +125,7 @@ class Domain:
         DataError
             For another split name.
         """
-        if split not in ("train", "test"):
-            raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
-        return getattr(self, f"meta_{split}")
+        return getattr(self, f"meta_{_split_name(split)}")
 
     def with_arrays(self, **changes) -> "Domain":
         """A copy with some fields replaced (arrays are not copied)."""
@@ -188,3 +184,9 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> Tuple[np
     strat = y if len(counts) and counts[counts > 0].min() >= 2 else None
     tr, te = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=strat)
     return np.sort(tr), np.sort(te)
+
+
+def _split_name(name: str) -> str:
+    if name not in ("train", "test"):
+        raise DataError(f"unknown split {name!r}; use 'train' or 'test'")
+    return name
