@@ -45,7 +45,8 @@ else:
     m[1].metric("test examples", f"{d.sizes()['test']:,}")
     m[2].metric("classes", d.n_classes)
     shape = " × ".join(map(str, d.input_shape))
-    m[3].metric("input shape", {"text": "text", "audio": f"audio: {shape} log-mel"}.get(d.modality, shape))
+    m[3].metric("input shape", {"text": "text", "audio": " × ".join(map(str, d.input_shape[1:])) + " mel"}
+                        .get(d.modality, shape))
     st.caption(f"**Where it comes from:** {d.source or 'not recorded'}")
     left, right = st.columns([3, 2], gap="large")
     with left:
