@@ -64,15 +64,23 @@ def cache_key(names: Sequence[str], roles: Sequence[str], data_dir=None, scaling
         parts["text_features"] = text_features
     for n in names:
         files = _files(n, ddir)
-        if not files:
-            return None
-        for p in files:
-            try:
-                st = p.stat()
-            except OSError:
-                return None  # missing: the loader reports it
-            parts["files"].append([str(p.resolve()), st.st_size, st.st_mtime_ns])
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+        stamps = _stamps(files) if files else None
+        if stamps is None:
+            return None  # reads no file, or one is missing: the loader reports it
+        parts["files"] += stamps
+    return _digest(parts)
+
+
+def _stamps(files: Sequence[Path]) -> Optional[List[list]]:
+    """``[resolved path, size, mtime_ns]`` of every file, or ``None`` when one is missing."""
+    try:
+        return [[str(Path(p).resolve()), st.st_size, st.st_mtime_ns] for p in files for st in [Path(p).stat()]]
+    except OSError:
+        return None
+
+
+def _digest(parts: Dict[str, object]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def _save(path: Path, domains: List[Domain], record: Dict[str, object]) -> None:
@@ -183,14 +191,9 @@ def cached_arrays(kind: str, files: Sequence[Path], params: Dict[str, object],
     """
     key = None
     if os.environ.get("LEPTON_PREP_CACHE", "1") != "0":
-        parts = {"kind": kind, "params": params, "code": _code_hash(), "files": []}
-        try:
-            for p in files:
-                st = Path(p).stat()
-                parts["files"].append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
-            key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-        except OSError:
-            key = None  # missing: compute() reports it
+        stamps = _stamps(files)  # None when a file is missing: compute() reports it
+        if stamps is not None:
+            key = _digest({"kind": kind, "params": params, "code": _code_hash(), "files": stamps})
     path = cache_dir() / "prepared" / f"{kind}-{key}.npz" if key else None
     if path is not None and path.exists():
         try:
