@@ -13,7 +13,11 @@ STEPS = (1, 10_000_000)
 EPOCHS = (1, 10000)
 BATCH_SIZE = (1, 65536)
 #: The generation of run defaults new configs get (see :class:`RunConfig`'s ``defaults_version``).
-DEFAULTS_VERSION = 2
+DEFAULTS_VERSION = 3
+#: The automatic budget (``epochs=None``): this many epochs, or more when they give fewer than
+#: :data:`AUTO_MIN_STEPS` optimisation steps (a small domain), as the field's recipes count steps.
+AUTO_EPOCHS = 10
+AUTO_MIN_STEPS = 1000
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,15 @@ class RunConfig:
         Registered method name (``python -m lepton methods``).
     hparams : dict
         Method hyper-parameters (defaults filled in by validation).
-    epochs : int
+    epochs : int, optional
         The budget in epochs: an epoch is ``ceil(N / batch_size)`` optimisation steps with ``N`` the
         training rows of the largest domain of the run (sources and target), for every method, so
         one ``epochs`` gives every method on a pair the same number of steps and a small source
         does not starve the run. Configs stored before this (``defaults_version`` 1) counted
-        passes over the largest source (the target for target-only methods).
+        passes over the largest source (the target for target-only methods). ``None`` (the default):
+        the automatic budget, :data:`AUTO_EPOCHS` epochs or as many more whole epochs as give at least
+        :data:`AUTO_MIN_STEPS` steps, so a domain of a few hundred rows still gets the thousand-odd
+        steps published recipes train for; the run stores the epochs it resolved to.
     batch_size : int
         Examples per domain per step.
     seed : int
@@ -75,15 +82,16 @@ class RunConfig:
         Training never sees target labels either way.
     defaults_version : int
         Which generation of Lepton's defaults the run trained under, so a stored run rebuilds as it
-        trained: ``2`` (current) an epoch is a pass over the largest training domain; ``1``
-        (configs stored before) a pass over the largest source.
+        trained: ``3`` (current) self-training's pseudo-labels come from an EMA teacher; ``2`` from the
+        model itself (:attr:`lepton.methods.base.Method.DEFAULTS_BEFORE`); ``1`` an epoch was a pass
+        over the largest source rather than the largest training domain.
     """
 
     source: Union[str, Tuple[str, ...]]
     target: str
     method: str = "source-only"
     hparams: Dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
+    epochs: Optional[int] = None
     batch_size: int = 64
     seed: int = 0
     device: str = "auto"
@@ -124,7 +132,8 @@ class RunConfig:
         ValueError
             Naming the field and what is allowed.
         """
-        if not isinstance(self.epochs, int) or not EPOCHS[0] <= self.epochs <= EPOCHS[1]:
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, int)
+                                        or not EPOCHS[0] <= self.epochs <= EPOCHS[1]):
             raise ValueError(f"epochs must be a whole number in [{EPOCHS[0]}, {EPOCHS[1]}], got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or not BATCH_SIZE[0] <= self.batch_size <= BATCH_SIZE[1]:
             raise ValueError(f"batch-size must be a whole number in [{BATCH_SIZE[0]}, {BATCH_SIZE[1]}], "
@@ -147,8 +156,8 @@ class RunConfig:
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
                                        or not STEPS[0] <= self.steps <= STEPS[1]):
             raise ValueError(f"steps must be a whole number in [{STEPS[0]}, {STEPS[1]}], got {self.steps!r}")
-        if self.defaults_version not in (1, 2):
-            raise ValueError(f"defaults_version must be 1 or 2, got {self.defaults_version!r}")
+        if self.defaults_version not in range(1, DEFAULTS_VERSION + 1):
+            raise ValueError(f"defaults_version must be 1..{DEFAULTS_VERSION}, got {self.defaults_version!r}")
         if not isinstance(self.hparams, dict):
             raise ValueError("hparams must be a JSON object, e.g. '{\"lr\": 0.001}'")
         return self

@@ -1,7 +1,7 @@
 """Train: pick source and target, a method and its settings, start a run and watch it live."""
 import streamlit as st
 
-from lepton.config import EPOCHS, PROTOCOLS, SCALINGS, SELECTION_SCORES, STEPS, RunConfig
+from lepton.config import AUTO_EPOCHS, AUTO_MIN_STEPS, EPOCHS, PROTOCOLS, SCALINGS, SELECTION_SCORES, STEPS, RunConfig
 from lepton.methods import METHODS
 from lepton.training import jobs as core_jobs
 from ui import explore, images, live, state, widgets
@@ -34,9 +34,10 @@ names = METHODS.names()
 c1, c2, c3 = st.columns([2, 1, 1])
 method = c1.selectbox("Method", names, index=names.index(state.DEFAULT_METHOD), key="method", bind="query-params",
                       help="source-only is the baseline; dann, deep-coral and dan align the domains' features.")
-epochs = c2.number_input("Epochs", EPOCHS[0], EPOCHS[1], state.DEFAULT_EPOCHS, key="epochs", bind="query-params",
-                         help="Passes over the largest training domain (source or target), the same for every "
-                         "method, so a small source does not starve the run.")
+epochs = c2.number_input("Epochs (0: auto)", 0, EPOCHS[1], 0, key="epochs", bind="query-params",
+                         help=f"Passes over the largest training domain (source or target), the same for every "
+                         f"method, so a small source does not starve the run. 0: {AUTO_EPOCHS} epochs, or more "
+                         f"when those give fewer than {AUTO_MIN_STEPS:,} optimisation steps (a small domain).")
 seed = c3.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params",
                        help="Same seed, same result: share the link to reproduce this experiment.")
 cls = METHODS.get(method)
@@ -71,7 +72,7 @@ if not lesson:
                                  key="init_from", format_func=lambda r: "no: fresh random weights" if r is None
                                  else explore.run_label(stored)(r), help="Reuse features learnt in an earlier run.")
 
-config = RunConfig(source=(source, *extra), target=target, method=method, hparams=hparams, epochs=int(epochs),
+config = RunConfig(source=(source, *extra), target=target, method=method, hparams=hparams, epochs=int(epochs) or None,
                    batch_size=int(batch_size), seed=int(seed), device=device, select=select, init_from=init_from,
                    steps=int(steps) or None, scaling=scaling, protocol=protocol)
 blocked = widgets.show_problems(state.check(config.to_json()))

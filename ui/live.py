@@ -67,7 +67,7 @@ def _draw(s: dict) -> None:
     done = s["status"] in ("completed", "stopped", "failed")
     frac = 1.0 if s["status"] == "completed" else s["fraction"]
     status = f"{s['status']} (diverged: its numbers are not results)" if diverged else s["status"]
-    text = (f"{s['status']} — {s['phase']} · epoch {s['epoch']}/{s['epochs']} · step {s['step']}/{s['total'] or '?'}"
+    text = (f"{s['status']} — {s['phase']} · epoch {s['epoch']}/{s['epochs'] or '?'} · step {s['step']}/{s['total'] or '?'}"
             if not done else f"{status} after {len(s['history'])} of {s['epochs']} epochs")
     st.progress(min(1.0, max(0.0, frac)), text=text)
     last = s["history"][-1] if s["history"] else {}

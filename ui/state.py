@@ -18,7 +18,6 @@ EXPLORE_RUN_KEY = "explore_run"  # run id the Explore page opens with
 LESSON_KEY = "lepton_lesson"     # lesson mode seen in the URL once, kept for the session
 
 DEFAULT_SOURCE, DEFAULT_TARGET, DEFAULT_METHOD = "digits", "digits-small", "dann"  # lepton.lessons "mild"
-DEFAULT_EPOCHS = 10
 
 
 KB_ERROR: Dict[str, str] = {}  # why the knowledge base could not be opened (shown in the sidebar)

@@ -179,7 +179,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..config import EPOCHS
+    from ..config import AUTO_EPOCHS, AUTO_MIN_STEPS, EPOCHS
     from .kb import add_commands
     from .pipeline import add_command as add_pipeline_command
 
@@ -206,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="source domain(s); several are trained on together, each stored with the role source")
     t.add_argument("--target", required=True)
     t.add_argument("--method", default="source-only")
-    t.add_argument("--epochs", type=int, default=10, help=f"passes over the run's largest training domain, "
-                   f"source or target, for every method ({EPOCHS[0]}..{EPOCHS[1]})")
+    t.add_argument("--epochs", type=int, default=None, help=f"passes over the run's largest training domain, "
+                   f"source or target, for every method ({EPOCHS[0]}..{EPOCHS[1]}; default: {AUTO_EPOCHS}, or more "
+                   f"when those give fewer than {AUTO_MIN_STEPS:,} optimisation steps)")
     t.add_argument("--steps", type=int, default=None, help="the training budget in optimisation steps, whatever "
                    "the data's size (overrides --epochs; the last epoch may be partial)")
     t.add_argument("--batch-size", type=int, default=64)

@@ -25,6 +25,13 @@
   the first of :data:`Y_KEYS` (``y``, ``labels``, ``gnd``, ...); a file holding two domains
   (``Xs``/``Ys`` and ``Xt``/``Yt``) is read one domain at a time, ``PATH#x=Xs,label=Ys``. When no
   key fits, the error lists the keys found.
+* **Flattened images in a table**: ``#shape=HxW`` (or ``CxHxW``, C 1 or 3) reads each feature row
+  as an image of that shape, row-major (C order, as NumPy's and MATLAB-exported ``reshape`` of
+  PyTorch-style arrays lay them out), so the domain is ``modality="image"`` and trains a
+  convolutional encoder: the 256 columns of a 16x16 USPS table, say. Pixel values in [0, 1] are
+  kept, values in [0, 255] are divided by 255; others are refused. A table whose column count is
+  a square (or three times one) and whose values look like pixels, read without ``#shape``, gets a
+  warning that suggests it.
 
 Labels may be strings (classes = sorted unique strings) or integers. Integer labels are aligned by
 value after their base is applied: ``#base=0`` or ``#base=1`` states it; otherwise ``0..K-1`` is
@@ -63,7 +70,7 @@ LABEL_COLUMNS = ("label", "labels", "target", "class", "y")  # "y" last: it may 
 # releases use several (Office-31/Caltech SURF and DeCAF ``fts``/``feas``, ``gnd`` for ground truth).
 X_KEYS = ("X", "x", "features", "feature", "feats", "feat", "fts", "feas", "data")
 Y_KEYS = ("y", "labels", "label", "gnd", "targets", "target", "classes", "class")
-OPTION_KEYS = ("label", "x", "base", "text")
+OPTION_KEYS = ("label", "x", "base", "text", "shape")
 _GRAY_MODES = {"1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 _CUSTOM_NAMES: Set[str] = set()
 
@@ -73,7 +80,8 @@ def parse_custom_name(name: str) -> Tuple[Path, Dict[str, str]]:
 
     A path that exists as written (even with ``#`` in it) has no options. Options are
     comma-separated ``KEY=VALUE`` pairs: ``label`` (label column / key), ``x`` (feature key of an
-    ``.npz``/``.mat`` file), ``base`` (``0`` or ``1``: where integer labels start).
+    ``.npz``/``.mat`` file), ``base`` (``0`` or ``1``: where integer labels start), ``text`` (the
+    text column), ``shape`` (``HxW`` or ``CxHxW``: the rows are flattened images).
 
     Returns
     -------
@@ -84,7 +92,8 @@ def parse_custom_name(name: str) -> Tuple[Path, Dict[str, str]]:
     Raises
     ------
     DataError
-        An unknown option, an empty value or a ``base`` other than 0 or 1.
+        An unknown option, an empty value, a ``base`` other than 0 or 1 or a ``shape`` that is not
+        ``HxW``/``CxHxW`` (C 1 or 3).
     """
     path, sep, frag = name.rpartition("#")
     if not sep or Path(name).expanduser().exists():
@@ -99,6 +108,8 @@ def parse_custom_name(name: str) -> Tuple[Path, Dict[str, str]]:
         opts[k] = v
     if "base" in opts and opts["base"] not in ("0", "1"):
         raise DataError(f"{name!r}: base={opts['base']} is not understood; integer labels start at 0 or 1")
+    if "shape" in opts:
+        image_shape(opts["shape"], name)
     return Path(path).expanduser(), opts
 
 
@@ -161,7 +172,55 @@ def load_custom(name: str, domain_name: Optional[str] = None) -> Domain:
     reader = {".csv": _read_csv, ".tsv": _read_csv, ".npz": _read_npz, ".mat": _read_mat}[ext]
     x, labels, notes = reader(path, opts)
     base = int(opts["base"]) if "base" in opts else None
-    return _table_domain(x, labels, path, dname, notes, base)
+    return _table_domain(x, labels, path, dname, notes, base, opts.get("shape"))
+
+
+def image_shape(text: str, name: str = "") -> Tuple[int, int, int]:
+    """``"16x16"`` -> ``(1, 16, 16)``; ``"3x32x32"`` -> ``(3, 32, 32)``.
+
+    Raises
+    ------
+    DataError
+        Not two or three positive whole numbers joined by ``x``, or a channel count other than 1 or 3.
+    """
+    try:
+        dims = tuple(int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) == 2:
+        dims = (1, *dims)
+    if len(dims) != 3 or min(dims) < 1 or dims[0] not in (1, 3):
+        raise DataError(f"{name!r}: shape={text} is not understood; give HxW (gray) or CxHxW with C 1 or 3, "
+                        "e.g. #shape=16x16")
+    return dims
+
+
+def _looks_like_pixels(x: np.ndarray) -> Optional[str]:
+    """``"16x16"`` when a 2-D table's columns could be a flattened square gray (or RGB) image with
+    pixel-like values (all in [0, 1], or whole numbers in [0, 255]); else ``None``."""
+    d = x.shape[1]
+    for c in (1, 3):
+        side = int(round((d / c) ** 0.5))
+        if side >= 8 and c * side * side == d:
+            lo, hi = float(x.min()), float(x.max())
+            if lo >= 0 and (hi <= 1 or (hi <= 255 and bool(np.all(x == np.round(x))))):
+                return f"{side}x{side}" if c == 1 else f"3x{side}x{side}"
+    return None
+
+
+def _as_images(x: np.ndarray, shape: Tuple[int, int, int], path: Path, notes: Dict[str, object]) -> np.ndarray:
+    """Rows ``(N, C*H*W)`` as images ``(N, C, H, W)`` in [0, 1] (see the module docstring)."""
+    if x.shape[1] != int(np.prod(shape)):
+        raise DataError(f"{path.name}: shape={'x'.join(map(str, shape))} needs {int(np.prod(shape))} feature "
+                        f"columns, the table has {x.shape[1]}")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 255:
+        raise DataError(f"{path.name}: pixel values run from {lo:g} to {hi:g}; as images (#shape=) they must lie "
+                        "in [0, 1] or [0, 255]")
+    scale = 255.0 if hi > 1 else 1.0
+    notes["image_shape"] = list(shape)
+    notes["pixels"] = "divided by 255 (values up to 255)" if scale > 1 else "kept (values in [0, 1])"
+    return (x / scale).astype(np.float32).reshape(len(x), *shape)
 
 
 # ----------------------------------------------------------------------------- image folders
@@ -452,7 +511,8 @@ def _first(idx: np.ndarray) -> str:
     return ", ".join(str(int(i)) for i in idx[:5]) + (" ..." if len(idx) > 5 else "")
 
 
-def _table_domain(x, labels, path: Path, name: str, notes: Dict[str, object], base: Optional[int] = None) -> Domain:
+def _table_domain(x, labels, path: Path, name: str, notes: Dict[str, object], base: Optional[int] = None,
+                  shape: Optional[str] = None) -> Domain:
     try:
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
@@ -494,6 +554,15 @@ def _table_domain(x, labels, path: Path, name: str, notes: Dict[str, object], ba
                         "drop or impute them")
     y, names = _label_domain(None if unlabelled else labels, len(x), path, notes, base,
                              LABEL_COLUMNS if path.suffix.lower() in (".csv", ".tsv") else Y_KEYS)
+    if shape is not None:
+        return _split_domain(name, "image", _as_images(x, image_shape(shape, path.name), path, notes), y, names,
+                             str(path), notes)
+    guess = _looks_like_pixels(x)
+    if guess:
+        warnings.warn(f"{path.name}: its {x.shape[1]} columns hold pixel-like values and could be {guess} images; "
+                      f"if they are, read it as {path.name}#shape={guess} to train a convolutional encoder on it "
+                      "(a table trains a multi-layer perceptron, which ignores which pixels are neighbours)",
+                      UserWarning, stacklevel=3)
     return _split_domain(name, "features", x, y, names, str(path), notes)
 
 

@@ -148,6 +148,10 @@ class Method(nn.Module):
 
     name: ClassVar[str] = ""
     HPARAMS: ClassVar[Dict[str, HParam]] = {}
+    #: Defaults that changed, so a stored run rebuilds as it trained: ``{version: {name: value}}``
+    #: gives a config whose ``defaults_version`` is below ``version`` and that lacks ``name`` the old
+    #: default ``value`` (:class:`lepton.config.RunConfig`'s ``defaults_version``).
+    DEFAULTS_BEFORE: ClassVar[Dict[int, Dict[str, Any]]] = {}
     needs: ClassVar[Tuple[str, ...]] = (SOURCE, TARGET)
     oracle: ClassVar[bool] = False
     summary: ClassVar[str] = ""
@@ -180,8 +184,11 @@ class Method(nn.Module):
         return {**COMMON_HPARAMS, **cls.HPARAMS}
 
     @classmethod
-    def validate_hparams(cls, hparams: dict) -> Dict[str, Any]:
+    def validate_hparams(cls, hparams: dict, defaults_version: Optional[int] = None) -> Dict[str, Any]:
         """Defaults overridden by ``hparams``, each value checked.
+
+        ``defaults_version`` (a stored config's; ``None``: today's) picks the defaults that run
+        trained under (:attr:`DEFAULTS_BEFORE`).
 
         Raises
         ------
@@ -193,6 +200,10 @@ class Method(nn.Module):
         if unknown:
             raise ValueError(f"unknown hyper-parameter {', '.join(unknown)} for method {cls.name!r}; "
                              f"valid: {', '.join(decl)}")
+        if defaults_version is not None:
+            for version, old in sorted(cls.DEFAULTS_BEFORE.items()):  # the oldest change first: it wins
+                if defaults_version < version:
+                    hparams = {**old, **hparams}
         out = {}
         for k, h in decl.items():
             try:

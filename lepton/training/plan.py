@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from ..config import RunConfig
+from ..config import AUTO_EPOCHS, AUTO_MIN_STEPS, RunConfig
 from ..data import DataError, Domain
 from ..data.prepared import prepare
 from ..data.sampling import batches_per_pass, k_shot_indices
@@ -123,7 +123,7 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     notes: List[Dict[str, str]] = []
     cls = METHODS.get(config.method)
     task = TASKS.get(config.task)()
-    hparams = cls.validate_hparams(config.hparams)
+    hparams = cls.validate_hparams(config.hparams, config.defaults_version)
     if config.target in config.sources:
         if len(config.sources) > 1:
             raise ValueError(f"the target {config.target!r} is also a source domain; remove it from the sources")
@@ -146,7 +146,7 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     steps_per_epoch = batches_per_pass(n_main, config.batch_size)  # a lone last example joins the batch before
     for level, msg in cls.plan_notes(hparams, config.batch_size, [len(d.y_train) for d in srcs] + [len(tgt.y_train)]):
         _note(notes, level, msg)
-    epochs = config.epochs if config.steps is None else math.ceil(config.steps / steps_per_epoch)
+    epochs = resolve_epochs(config, steps_per_epoch)
     total = steps_per_epoch * epochs if config.steps is None else config.steps
     _budget_note(notes, cls, total, steps_per_epoch, epochs, n_main, config)
     config = RunConfig.from_dict({**config.to_dict(), "hparams": hparams, "init_from": init_from, "epochs": epochs})
@@ -157,6 +157,17 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
         method.load_encoder(init_state)
     return RunState(config, method, task, domains, roles, record, device, steps_per_epoch, total,
                     environment(device), notes, labelled)
+
+
+def resolve_epochs(config: RunConfig, steps_per_epoch: int) -> int:
+    """The whole epochs a run trains for: ``config.epochs``; ``ceil(steps / steps_per_epoch)`` with
+    ``config.steps``; for the automatic budget (both ``None``) :data:`lepton.config.AUTO_EPOCHS`, or
+    more when those give fewer than :data:`lepton.config.AUTO_MIN_STEPS` steps."""
+    if config.steps is not None:
+        return math.ceil(config.steps / steps_per_epoch)
+    if config.epochs is not None:
+        return config.epochs
+    return max(AUTO_EPOCHS, math.ceil(AUTO_MIN_STEPS / max(1, steps_per_epoch)))
 
 
 def _epoch_rows(cls, config: RunConfig, srcs: List[Domain], tgt: Domain, labelled) -> int:
@@ -181,9 +192,11 @@ def _budget_note(notes, cls, total: int, per_epoch: int, epochs: int, n_main: in
     if TARGET in cls.needs and SOURCE in cls.needs and total < MIN_ADAPTATION_STEPS:
         _note(notes, "warning", f"a small training budget: {what}; adaptation methods need a few hundred steps "
               f"to fit the source and align, so this run may lose to source-only for that reason alone. Give "
-              f"--steps {max(1000, MIN_ADAPTATION_STEPS)} (the budget whatever the data's size) or more epochs")
+              f"--steps {max(AUTO_MIN_STEPS, MIN_ADAPTATION_STEPS)} (the budget whatever the data's size) or more epochs")
     else:
-        _note(notes, "info", f"training budget: {what}")
+        auto = (f" (automatic: {AUTO_EPOCHS} epochs, or more to reach {AUTO_MIN_STEPS:,} steps; set --epochs or "
+                "--steps to choose)") if config.epochs is None and config.steps is None else ""
+        _note(notes, "info", f"training budget: {what}{auto}")
 
 
 def text_features(encoder: str) -> str:
