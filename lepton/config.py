@@ -15,7 +15,8 @@ BATCH_SIZE = (1, 65536)
 #: The generation of run defaults new configs get (see :class:`RunConfig`'s ``defaults_version``).
 DEFAULTS_VERSION = 3
 #: The automatic budget (``epochs=None``): this many epochs, or more when they give fewer than
-#: :data:`AUTO_MIN_STEPS` optimisation steps (a small domain), as the field's recipes count steps.
+#: :data:`AUTO_MIN_STEPS` labelled source batches (steps x source domains; a small domain), as the
+#: field's recipes count steps rather than passes.
 AUTO_EPOCHS = 10
 AUTO_MIN_STEPS = 1000
 
@@ -42,8 +43,9 @@ class RunConfig:
         does not starve the run. Configs stored before this (``defaults_version`` 1) counted
         passes over the largest source (the target for target-only methods). ``None`` (the default):
         the automatic budget, :data:`AUTO_EPOCHS` epochs or as many more whole epochs as give at least
-        :data:`AUTO_MIN_STEPS` steps, so a domain of a few hundred rows still gets the thousand-odd
-        steps published recipes train for; the run stores the epochs it resolved to.
+        :data:`AUTO_MIN_STEPS` labelled source batches (steps x source domains), so a domain of a few
+        hundred rows still gets the thousand-odd steps published recipes train for; the run stores
+        the epochs it resolved to.
     batch_size : int
         Examples per domain per step.
     seed : int

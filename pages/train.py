@@ -37,7 +37,8 @@ method = c1.selectbox("Method", names, index=names.index(state.DEFAULT_METHOD), 
 epochs = c2.number_input("Epochs (0: auto)", 0, EPOCHS[1], 0, key="epochs", bind="query-params",
                          help=f"Passes over the largest training domain (source or target), the same for every "
                          f"method, so a small source does not starve the run. 0: {AUTO_EPOCHS} epochs, or more "
-                         f"when those give fewer than {AUTO_MIN_STEPS:,} optimisation steps (a small domain).")
+                         f"when those give fewer than {AUTO_MIN_STEPS:,} optimisation steps (a small domain; a step "
+                         "on several sources counts once per source).")
 seed = c3.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params",
                        help="Same seed, same result: share the link to reproduce this experiment.")
 cls = METHODS.get(method)

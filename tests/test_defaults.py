@@ -132,7 +132,7 @@ def test_run_health_warnings_on_collapse_underfit_and_negligible_alignment():
 
 def test_a_collapsed_self_training_run_is_warned_in_the_cli_and_stored(capsys):
     assert main(["train", "--source", "digits", "--target", "digits-rotated", "--method", "self-training",
-                 "--epochs", "15", "--quiet", "--hparams", '{"threshold": 0.0}']) == 0
+                 "--epochs", "15", "--quiet", "--hparams", '{"threshold": 0.0, "teacher": "model"}']) == 0
     assert "the target predictions collapsed onto" in capsys.readouterr().err
     from lepton.kb import KnowledgeBase
     kb = KnowledgeBase()
@@ -165,3 +165,82 @@ def test_dev_picks_the_checkpoint_from_the_cli(capsys):
                  "--select", "dev"]) == 0
     out, err = capsys.readouterr()
     assert "label-free (dev) [model]" in out and " dev -" in err
+
+
+# ----------------------------------------------------------------------------- defaults version 3
+def test_the_automatic_budget_gives_a_small_domain_a_thousand_steps_and_stores_what_it_resolved_to():
+    from lepton.config import AUTO_EPOCHS, AUTO_MIN_STEPS
+    from lepton.training.plan import plan
+    auto = plan(RunConfig("digits", "digits-rotated"))  # ~1,260 rows: ~20 batches of 64 per epoch
+    spe = auto.steps_per_epoch
+    assert spe * AUTO_EPOCHS < AUTO_MIN_STEPS  # so 10 epochs alone would be a few hundred steps
+    assert auto.config.epochs == -(-AUTO_MIN_STEPS // spe) and auto.total_steps == auto.config.epochs * spe
+    assert auto.total_steps >= AUTO_MIN_STEPS and any("automatic" in n["message"] for n in auto.notes)
+    again = plan(RunConfig.from_dict(auto.config.to_dict()))  # the stored config rebuilds the same budget
+    assert (again.config.epochs, again.total_steps) == (auto.config.epochs, auto.total_steps)
+    two = plan(RunConfig("digits", "digits-rotated", epochs=2))  # chosen epochs are kept, however few steps
+    assert (two.config.epochs, two.total_steps) == (2, 2 * spe)
+    two_sources = plan(RunConfig(("digits", "digits-noisy"), "digits-rotated"))  # a step takes a batch of each
+    assert two_sources.config.epochs == -(-AUTO_MIN_STEPS // (2 * two_sources.steps_per_epoch)) < auto.config.epochs
+    big = plan(RunConfig("digits", "digits-rotated", batch_size=8))  # 8x the batches: 10 epochs are enough
+    assert big.config.epochs == AUTO_EPOCHS and big.total_steps == AUTO_EPOCHS * big.steps_per_epoch >= AUTO_MIN_STEPS
+
+
+def test_a_run_stored_before_the_ema_teacher_rebuilds_with_the_model_as_teacher():
+    from lepton.training.plan import plan
+    new = plan(RunConfig("digits", "digits-rotated", "self-training", epochs=1))
+    assert new.config.hparams["teacher"] == "ema" and new.config.defaults_version == 3
+    old = RunConfig.from_dict({**new.config.to_dict(), "defaults_version": 2})
+    old = RunConfig.from_dict({**old.to_dict(), "hparams": {k: v for k, v in old.hparams.items() if k != "teacher"}})
+    assert plan(old).config.hparams["teacher"] == "model"
+    chosen = RunConfig.from_dict({**old.to_dict(), "hparams": {**old.hparams, "teacher": "ema"}})
+    assert plan(chosen).config.hparams["teacher"] == "ema"  # a value the run stored wins over the old default
+
+
+def test_the_ema_teacher_starts_as_the_model_and_then_lags_behind_it():
+    import torch
+    from lepton.methods import build_method
+    from lepton.methods.batch import Batch
+    d = load_domain("digits")
+    m = build_method("self-training", d.input_shape, d.n_classes, {"warmup_fraction": 0.5}, total_steps=10)
+    x, y = torch.from_numpy(d.x_train[:32]), torch.from_numpy(d.y_train[:32])
+    w = "encoder.fc.2.weight" if "encoder.fc.2.weight" in m.net.state_dict() else next(iter(m.net.state_dict()))
+
+    def step(i):
+        m.update(Batch(sources=[("digits", x, y)], target=x), i)
+    for i in range(5):  # warm-up: the teacher is not used yet
+        step(i)
+    assert not bool(m.teacher_ready)
+    before = m.net.state_dict()[w].clone()
+    step(5)  # the first pseudo-label step copies the model into the teacher, then the model moves
+    assert torch.equal(m.teacher.state_dict()[w], before) and not torch.equal(m.net.state_dict()[w], before)
+    for i in range(6, 10):
+        step(i)
+    t, now = m.teacher.state_dict()[w], m.net.state_dict()[w]
+    assert (t - before).abs().sum() < 0.1 * (now - before).abs().sum()  # decay 0.999: it barely follows
+    assert all(not p.requires_grad for p in m.teacher.parameters())
+    assert all(p is not q for p in m.optimizer.param_groups[0]["params"] for q in m.teacher.parameters())
+
+
+def test_a_table_of_flattened_pixels_reads_as_images_with_shape_and_is_hinted_without(tables, tmp_path):
+    from lepton.data import DataError
+    d = load_domain("digits")
+    x = np.round(255 * np.concatenate([d.x_train, d.x_test]).reshape(-1, 64))
+    df = pd.DataFrame(x, columns=[f"px{i}" for i in range(64)])
+    df["label"] = np.concatenate([d.y_train, d.y_test])
+    df.to_csv(tmp_path / "pix.csv", index=False)
+    path = str(tmp_path / "pix.csv")
+    with pytest.warns(UserWarning, match=r"could be 8x8 images.*pix.csv#shape=8x8"):
+        assert load_domain(path).modality == "features"
+    img = load_domain(path + "#shape=8x8")
+    assert img.modality == "image" and img.input_shape == (1, 8, 8)
+    assert img.x_train.max() <= 1.0 and img.notes["pixels"].startswith("divided by 255")
+    np.testing.assert_allclose(img.x_train.reshape(len(img.x_train), -1), load_domain(path).x_train / 255, atol=1e-6)
+    with pytest.raises(DataError, match="needs 100 feature columns, the table has 64"):
+        load_domain(path + "#shape=10x10")
+    with pytest.raises(DataError, match="shape=8by8 is not understood"):
+        load_domain(path + "#shape=8by8")
+    with pytest.raises(DataError, match=r"must lie in \[0, 1\] or \[0, 255\]"):
+        load_domain(tables["src1000"] + "#shape=8x8")
+    res = fit(RunConfig(path + "#shape=8x8", path + "#shape=8x8", epochs=1))  # a conv encoder trains on it
+    assert res.status == "completed" and res.checkpoints["selected"]["target_acc"] > 0.5

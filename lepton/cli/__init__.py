@@ -208,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method", default="source-only")
     t.add_argument("--epochs", type=int, default=None, help=f"passes over the run's largest training domain, "
                    f"source or target, for every method ({EPOCHS[0]}..{EPOCHS[1]}; default: {AUTO_EPOCHS}, or more "
-                   f"when those give fewer than {AUTO_MIN_STEPS:,} optimisation steps)")
+                   f"when those give fewer than {AUTO_MIN_STEPS:,} optimisation steps, counting a step on several "
+                   "sources once per source)")
     t.add_argument("--steps", type=int, default=None, help="the training budget in optimisation steps, whatever "
                    "the data's size (overrides --epochs; the last epoch may be partial)")
     t.add_argument("--batch-size", type=int, default=64)

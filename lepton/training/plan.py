@@ -162,12 +162,13 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
 def resolve_epochs(config: RunConfig, steps_per_epoch: int) -> int:
     """The whole epochs a run trains for: ``config.epochs``; ``ceil(steps / steps_per_epoch)`` with
     ``config.steps``; for the automatic budget (both ``None``) :data:`lepton.config.AUTO_EPOCHS`, or
-    more when those give fewer than :data:`lepton.config.AUTO_MIN_STEPS` steps."""
+    more when those give fewer than :data:`lepton.config.AUTO_MIN_STEPS` labelled source batches
+    (steps times source domains: a step on five sources takes a batch of each)."""
     if config.steps is not None:
         return math.ceil(config.steps / steps_per_epoch)
     if config.epochs is not None:
         return config.epochs
-    return max(AUTO_EPOCHS, math.ceil(AUTO_MIN_STEPS / max(1, steps_per_epoch)))
+    return max(AUTO_EPOCHS, math.ceil(AUTO_MIN_STEPS / (max(1, steps_per_epoch) * len(config.sources))))
 
 
 def _epoch_rows(cls, config: RunConfig, srcs: List[Domain], tgt: Domain, labelled) -> int:
@@ -194,8 +195,8 @@ def _budget_note(notes, cls, total: int, per_epoch: int, epochs: int, n_main: in
               f"to fit the source and align, so this run may lose to source-only for that reason alone. Give "
               f"--steps {max(AUTO_MIN_STEPS, MIN_ADAPTATION_STEPS)} (the budget whatever the data's size) or more epochs")
     else:
-        auto = (f" (automatic: {AUTO_EPOCHS} epochs, or more to reach {AUTO_MIN_STEPS:,} steps; set --epochs or "
-                "--steps to choose)") if config.epochs is None and config.steps is None else ""
+        auto = (f" (automatic: {AUTO_EPOCHS} epochs, or more to reach {AUTO_MIN_STEPS:,} source batches; set "
+                "--epochs or --steps to choose)") if config.epochs is None and config.steps is None else ""
         _note(notes, "info", f"training budget: {what}{auto}")
 
 

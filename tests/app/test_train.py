@@ -12,8 +12,11 @@ def test_train_page_renders_with_defaults(fake_jobs):
     assert at.selectbox(key="source").value == "digits"
     assert at.selectbox(key="target").value == "digits-small"  # the "mild" lesson: adaptation wins
     assert at.selectbox(key="method").value == "dann"
-    assert at.number_input(key="epochs").value == 10
+    assert at.number_input(key="epochs").value == 0  # the automatic budget (10 epochs, at least 1,000 steps)
     assert not at.button(key="start").disabled
+    at.button(key="start").click().run()
+    (job,) = fake_jobs["jm"].list()
+    assert job.config.epochs is None and job.config.steps is None
     assert len(at.image) == 2  # source and target thumbnails
 
 
