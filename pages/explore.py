@@ -47,8 +47,8 @@ with tab_map:
         st.info("This run stored no feature snapshots, so there is no map.", icon=":material/info:")
         st.stop()
     c1, c2, c3 = st.columns([1, 1, 2])
-    color_by = c1.segmented_control("Colour by", ["domain", "class", "correct"], default="domain", key="color_by",
-                                    required=True)
+    colours = ["domain", "class", "correct"] + (["speaker", "accent"] if info.get("modality") == "audio" else [])
+    color_by = c1.segmented_control("Colour by", colours, default="domain", key="color_by", required=True)
     method = "umap" if lesson else c2.segmented_control("Projection", ["umap", "pca", "tsne"], default="umap",
                                                         key="projection", required=True)
     epoch = c3.select_slider("Epoch (0 = before training)", epochs, value=epochs[-1], key="map_epoch")
@@ -77,6 +77,9 @@ with tab_map:
                 st.dataframe(texts, hide_index=True, key=f"sel_texts_{dom_name}",
                              column_config={"text": st.column_config.TextColumn(width="large")})
                 continue
+            if explore.play_selection(run_id, part):
+                st.caption(f"{dom_name}: the first {min(3, len(part))} of {len(part)} selected clips, as the model "
+                           "heard them")
             img = explore.selection_images(run_id, part)
             if img is not None:
                 st.image(img, caption=f"{dom_name}: {min(len(part), 60)} of {len(part)} selected images")

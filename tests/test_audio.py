@@ -297,3 +297,29 @@ def test_train_two_speakers_to_a_third_from_the_cli(fsdd_dir, capsys):
     assert {"fsdd-jackson", "fsdd-lucas", "fsdd-george"} <= {d for d, _ in rows}
     for src in ("fsdd-jackson", "fsdd-lucas"):
         assert rows[(src, "selected")] > 0.2, res["table"]  # chance is 0.1
+
+
+def test_a_stored_audio_run_gives_the_map_its_speakers_and_clips(fsdd_dir, tmp_path, monkeypatch):
+    """The map of a leave-one-speaker-out run can be coloured by speaker and accent, and a selection
+    plays its clips: the store reads each snapshot row's speaker and recording back."""
+    from lepton.config import RunConfig
+    from lepton.kb import KBError, KnowledgeBase
+    from lepton.training import train
+    monkeypatch.setenv("LEPTON_DATA_DIR", str(fsdd_dir))
+    kb = KnowledgeBase(tmp_path / "kb")
+    res = train(RunConfig(("fsdd-jackson", "fsdd-lucas"), "fsdd-george", steps=2, eval_cap=100), kb=kb,
+                feature_cap=20)
+    info = kb.get_run(res.run_id)
+    assert info["modality"] == "audio" and info["domains"] == ["fsdd-jackson", "fsdd-lucas", "fsdd-george"]
+    snap = kb.load_features(res.run_id)
+    for dom, speaker, accent in ((0, "jackson", "USA/neutral"), (2, "george", "GRC/Greek")):
+        index = snap["index"][snap["domain"] == dom].astype(int).tolist()
+        assert len(index) == 20
+        meta = kb.snapshot_meta(res.run_id, dom, index)
+        assert meta["speaker"] == [speaker] * len(index) and set(meta["accent"]) == {accent}
+        d, rows = kb.snapshot_rows(res.run_id, dom, index)
+        assert d.modality == "audio" and [Path(p).name for p in meta["path"]] == \
+            [Path(p).name for p in d.meta("test")["path"][rows]]
+        assert all(f"_{speaker}_" in Path(p).name for p in meta["path"])  # the recording behind each point
+    with pytest.raises(KBError, match="rows outside"):
+        kb.snapshot_meta(res.run_id, 2, [10_000])

@@ -107,7 +107,7 @@ def feature_map(df: pd.DataFrame, color_by: str, title: str = "", height: int = 
     df["label"] = df["label"].astype(str)
     df["pred"] = df["pred"].astype(str)
     df["result"] = df["correct"].astype(object).map({True: "correct", False: "wrong"}).fillna("no label")
-    color = {"domain": "domain", "class": "label", "correct": "result"}[color_by]
+    color = {"domain": "domain", "class": "label", "correct": "result"}.get(color_by, color_by)  # or a metadata column
     cmap = CORRECT_COLORS if color_by == "correct" else None
     if color_by == "domain":  # by role: the target keeps its colour whatever the number of sources
         doms = list(dict.fromkeys(df["domain"]))
@@ -122,7 +122,8 @@ def feature_map(df: pd.DataFrame, color_by: str, title: str = "", height: int = 
                      category_orders={"label": sorted(df["label"].unique(), key=_natural)},
                      render_mode="webgl" if len(df) > WEBGL_ABOVE else "svg",
                      hover_data={"x": False, "y": False, "domain": True, "label": True, "pred": True, "row": False,
-                                 **({"text": True} if "text" in df else {})})
+                                 **({"text": True} if "text" in df else {}),
+                                 **{c: True for c in ("speaker", "accent") if c in df}})
     fig.update_traces(marker=dict(size=6 if len(df) < 3000 else 4, opacity=0.8))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

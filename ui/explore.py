@@ -171,7 +171,7 @@ def map_view(run_id: str, epoch: int, method: str, aligned: bool, color_by: str)
     """``(points, figure, pending)``: ``pending`` while the asked-for projection is still being fitted
     (a PCA map is shown meanwhile; :func:`wait_for_map` reruns the page when it is ready)."""
     df, ranges, shown = map_frame(run_id, epoch, method, aligned)
-    df = with_snippets(run_id, df)
+    df = with_meta(run_id, with_snippets(run_id, df))
     return df, _figure(run_id, int(epoch), shown, aligned, color_by, df, ranges), shown != method
 
 
@@ -229,6 +229,44 @@ def with_snippets(run_id: str, df: pd.DataFrame) -> pd.DataFrame:
             return df
         parts.append(pd.Series([t[:120] + ("…" if len(t) > 120 else "") for t in texts], index=part.index))
     return df.assign(text=pd.concat(parts)) if parts else df
+
+
+#: Per-row metadata a map can be coloured by, when the run's domains carry it (audio: speakers).
+META_COLOURS = ("speaker", "accent", "gender")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _meta(run_id: str, domain_id: int, index: tuple) -> Dict[str, list]:
+    """:meth:`lepton.kb.KnowledgeBase.snapshot_meta` once per run, domain and rows; ``{}`` when gone."""
+    try:
+        return state.kb().snapshot_meta(run_id, domain_id, list(index))
+    except Exception:  # noqa: BLE001 - the domain may be gone: no metadata
+        return {}
+
+
+def with_meta(run_id: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the :data:`META_COLOURS` columns its domains carry (``"–"`` for rows of a domain
+    without them); unchanged when no domain has any."""
+    cols: Dict[str, pd.Series] = {}
+    for d, part in df.groupby("domain_id", sort=False):
+        meta = _meta(run_id, int(d), tuple(int(i) for i in part["index"]))
+        for k in META_COLOURS:
+            if k in meta:
+                cols.setdefault(k, pd.Series("–", index=df.index, dtype=object))
+                cols[k].loc[part.index] = meta[k]
+    return df.assign(**cols) if cols else df
+
+
+def play_selection(run_id: str, part: pd.DataFrame, n: int = 3) -> bool:
+    """Players for the first ``n`` selected clips of one audio domain; ``False`` for other domains."""
+    try:
+        d, rows = state.kb().snapshot_rows(run_id, int(part["domain_id"].iloc[0]), [int(i) for i in part["index"][:n]])
+    except Exception:  # noqa: BLE001 - the domain may be gone
+        return False
+    if d.modality != "audio":
+        return False
+    images.play_clips(d, "test", rows)
+    return True
 
 
 def selection_images(run_id: str, part: pd.DataFrame) -> Optional[np.ndarray]:

@@ -182,12 +182,12 @@ class RunArtifacts:
         return x[idx]
 
 
-    def snapshot_texts(self, run_id: str, domain_id: int, index: Sequence[int], data_dir=None) -> Optional[List[str]]:
-        """The raw texts behind feature-snapshot rows of a text domain (``None`` for other domains).
+    def snapshot_rows(self, run_id: str, domain_id: int, index: Sequence[int], data_dir=None):
+        """The domain behind feature-snapshot rows, read again as loaded (before pairing), and the
+        rows of its test split those snapshot rows are.
 
-        Pairing turns texts into TF-IDF features, so the inputs :meth:`snapshot_inputs` returns
-        are vectors; this reads the domain's raw test texts again and keeps the rows of the run's
-        classes in their order, which is the harmonised test split's order.
+        Pairing keeps the classes the run's domains share, in the test split's order, so snapshot
+        row ``i`` is the ``i``-th test row of a kept class.
 
         Parameters
         ----------
@@ -198,7 +198,9 @@ class RunArtifacts:
 
         Returns
         -------
-        list of str or None
+        domain : lepton.data.Domain
+        rows : np.ndarray
+            int64 ``(len(index),)`` rows of ``domain``'s test split.
 
         Raises
         ------
@@ -213,16 +215,48 @@ class RunArtifacts:
         if not 0 <= int(domain_id) < len(names):
             raise KBError(f"run {rid} has {len(names)} domains; there is no domain {domain_id}")
         d = load_domain(names[int(domain_id)], data_dir)
-        if d.modality != "text":
-            return None
         keep = set(meta.get("class_names") or d.class_names)
         rows = np.arange(len(d.y_test)) if not d.labelled else np.flatnonzero(
             [d.class_names[y] in keep for y in d.y_test])
-        texts = d.x_test[rows]
         idx = np.asarray(list(index), dtype=np.int64)
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(texts)):
-            raise KBError(f"run {rid}: rows outside the {len(texts)} test texts of {names[int(domain_id)]!r}")
-        return [str(t) for t in texts[idx]]
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(rows)):
+            raise KBError(f"run {rid}: rows outside the {len(rows)} test examples of {names[int(domain_id)]!r}")
+        return d, rows[idx]
+
+    def snapshot_texts(self, run_id: str, domain_id: int, index: Sequence[int], data_dir=None) -> Optional[List[str]]:
+        """The raw texts behind feature-snapshot rows of a text domain (``None`` for other domains).
+
+        Pairing turns texts into TF-IDF features, so the inputs :meth:`snapshot_inputs` returns
+        are vectors; this reads the domain's raw test texts again (:meth:`snapshot_rows`).
+
+        Returns
+        -------
+        list of str or None
+
+        Raises
+        ------
+        KBError, lepton.data.DataError
+            As :meth:`snapshot_rows`.
+        """
+        d, rows = self.snapshot_rows(run_id, domain_id, index, data_dir)
+        return [str(t) for t in d.x_test[rows]] if d.modality == "text" else None
+
+    def snapshot_meta(self, run_id: str, domain_id: int, index: Sequence[int], data_dir=None) -> Dict[str, list]:
+        """The per-row metadata behind feature-snapshot rows (an audio domain's ``speaker``,
+        ``gender``, ``accent``, ``path``; ``{}`` for a domain without any).
+
+        Returns
+        -------
+        dict of str to list of str
+            Column name -> one value per row of ``index``.
+
+        Raises
+        ------
+        KBError, lepton.data.DataError
+            As :meth:`snapshot_rows`.
+        """
+        d, rows = self.snapshot_rows(run_id, domain_id, index, data_dir)
+        return {k: [str(v) for v in np.asarray(col)[rows]] for k, col in d.meta("test").items()}
 
 
 def _harmonised(names: tuple, roles: tuple, data_dir, scaling: str = "none", text_features: str = "tfidf") -> list:

@@ -283,7 +283,7 @@ class KnowledgeBase(RunFolders, RunArtifacts, Housekeeping):
                 "parent": row["parent"], "run_dir": d, "config": meta.get("config", {}),
                 "epochs_done": row["epochs_done"], "pid": row["pid"], "host": row["host"],
                 "domains": meta.get("domains", []), "class_names": meta.get("class_names", []),
-                "roles": meta.get("roles", []),
+                "roles": meta.get("roles", []), "modality": meta.get("modality", ""),
                 "feature_epochs": self.feature_epochs(rid),
                 "checkpoint_files": sorted(p.stem for p in (d / "checkpoints").glob("*.safetensors")),
                 "summary": summary}

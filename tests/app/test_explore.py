@@ -73,3 +73,29 @@ def test_a_text_run_shows_snippets_on_the_map_and_lists_the_selected_texts(data_
     no_exception(at)
     shown = [df.value for df in at.dataframe if "text" in df.value]
     assert shown and shown[0]["text"].str.len().min() > 0 and {"label", "pred", "domain"} <= set(shown[0].columns)
+
+
+def test_an_audio_run_colours_the_map_by_speaker_and_plays_a_selection(data_dir, fast_maps):
+    """jackson + lucas -> george: the map can be coloured by speaker (and accent), and selected
+    points play their clips beside their spectrograms."""
+    import pytest
+    pytest.importorskip("librosa")
+    from lepton.config import RunConfig
+    from lepton.kb import KnowledgeBase
+    from lepton.training import train
+    if not (data_dir / "fsdd" / "recordings").is_dir():
+        pytest.skip("the Free Spoken Digit Dataset is missing from the data folder")
+    train(RunConfig(("fsdd-jackson", "fsdd-lucas"), "fsdd-george", steps=2, eval_cap=100), kb=KnowledgeBase())
+    at = open_page("explore")
+    no_exception(at)
+    colour = at.segmented_control(key="color_by")
+    assert {"speaker", "accent"} <= set(colour.options)
+    colour.set_value("speaker").run()
+    no_exception(at)
+    fig = str(at.get("plotly_chart")[-1].proto)
+    assert all(s in fig for s in ("george", "jackson", "lucas"))  # one trace per speaker
+    points = [{"customdata": [i]} for i in range(6)]
+    at.session_state["map"] = {"selection": {"points": points, "point_indices": list(range(6)), "box": [], "lasso": []}}
+    at.run()
+    no_exception(at)
+    assert at.get("audio") and "selected clips, as the model heard them" in texts(at)
