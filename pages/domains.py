@@ -103,8 +103,9 @@ else:
 if not lesson:
     st.divider()
     st.subheader("Add your own domain")
-    st.caption("A .zip of an image folder laid out `root/<class>/<image>`, a feature table (.csv/.tsv with a "
-               "`label` column, .npz, .mat), or texts (.csv/.tsv/.jsonl with a `text` and a `label` column; no "
+    st.caption("A .zip of an image or audio folder laid out `root/<class>/<image or clip>` (WAV, FLAC, OGG), a "
+               "feature table (.csv/.tsv with a `label` column, .npz, .mat; flattened images: name it "
+               "`file.csv#shape=16x16` on the command line), or texts (.csv/.tsv/.jsonl with a `text` and a `label` column; no "
                f"label column: an unlabelled target). Up to {user_domains.upload_limit_bytes() / 1e6:.0f} MB; uploads are "
                "read as data only (no pickles, no links or paths outside the folder).")
     with st.form("upload_form", clear_on_submit=True):

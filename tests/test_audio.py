@@ -323,3 +323,25 @@ def test_a_stored_audio_run_gives_the_map_its_speakers_and_clips(fsdd_dir, tmp_p
         assert all(f"_{speaker}_" in Path(p).name for p in meta["path"])  # the recording behind each point
     with pytest.raises(KBError, match="rows outside"):
         kb.snapshot_meta(res.run_id, 2, [10_000])
+
+
+def test_a_zipped_audio_folder_uploads_as_an_audio_domain(tmp_path):
+    """The app's upload route: a zip of root/<class>/<clip> becomes an audio domain, listed as one."""
+    import io
+    import zipfile
+
+    from lepton.data import user_domains as ud
+    root = _folder(tmp_path / "clips")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted(root.rglob("*")):
+            if f.is_file():
+                zf.write(f, Path("clips") / f.relative_to(root))
+    home = tmp_path / "home"
+    try:
+        spec = ud.add_user_domain("my-tones", "tones.zip", buf.getvalue(), home=home)
+        assert spec.modality == "audio" and ud.list_user_domains(home)["my-tones"]["kind"] == "audio folder"
+        d = load_domain("my-tones")
+        assert d.modality == "audio" and d.input_shape == SHAPE and sorted(d.class_names) == ["high", "low"]
+    finally:
+        ud.remove_user_domain("my-tones", home=home)

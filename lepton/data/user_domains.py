@@ -9,8 +9,8 @@ registry:
   (symlinks) are refused, and nothing is extracted outside the domain's folder;
 * tables are read without pickle (``np.load(..., allow_pickle=False)`` in
   :mod:`lepton.data.custom`);
-* only the formats :mod:`lepton.data.custom` reads are accepted: ``.zip`` of an image folder laid
-  out ``root/<class>/<image>``, ``.csv``/``.tsv``, ``.npz``, ``.mat``.
+* only the formats :mod:`lepton.data.custom` reads are accepted: ``.zip`` of an image or audio
+  folder laid out ``root/<class>/<image or clip>``, ``.csv``/``.tsv``, ``.npz``, ``.mat``.
 
 Layout on disk::
 
@@ -347,7 +347,7 @@ def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], labe
     spec = register_custom(name, final / rel_inside, label, validate=False)  # point at the final path
     reg = _read_registry(home)
     reg[name] = {"path": (Path(name) / rel_inside).as_posix(), "label": label,
-                 "kind": "image folder" if suffix == ".zip" else "feature table",
+                 "kind": f"{spec.modality or 'image'} folder" if suffix == ".zip" else "feature table",
                  "filename": Path(filename).name, "added": time.strftime("%Y-%m-%d %H:%M:%S"), "bytes": len(raw)}
     _write_registry(reg, home)
     return spec
