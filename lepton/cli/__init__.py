@@ -39,8 +39,11 @@ def cmd_domains(args) -> int:
             tr = te = "-"
             shape = "missing files"
         print(f"{r['name']:18s} {r['modality']:9s} {tr!s:>7s} {te!s:>7s} {shape:12s} {r['description']}")
-    print("\nshifted domains by name: BASE:OP[=VALUE]..., e.g. digits:rotate=30, mnist:invert:noise=0.2 "
-          "(ops: rotate, invert, noise, blur, scale, translate, color, thickness, resize)")
+    from ..data.shifts import operators
+    print("\nshifted domains by name: BASE:OP[=VALUE]..., e.g. digits:rotate=30, mnist:invert:noise=0.2, "
+          "fsdd-george:noise=10:telephone")
+    for modality in ("image", "audio"):
+        print(f"  {modality} ops: {', '.join(operators(modality))}")
     return 0
 
 
@@ -225,7 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--select", default="im", help="label-free checkpoint score: im, snd, source-acc or dev (deep embedded "
                    "validation, You et al. 2019)")
     t.add_argument("--eval", nargs="*", help="extra domains to evaluate")
-    t.add_argument("--encoder", default="auto", help="auto, lenet, mlp, mlp-784-256-128-64, embedding-bag (text as token ids)")
+    from ..models import ENCODERS, MODALITY_ENCODERS
+    by_modality = ", ".join(f"{m}: {MODALITY_ENCODERS.get(m)}" for m in MODALITY_ENCODERS.names())
+    t.add_argument("--encoder", default="auto", help=f"auto ({by_modality}) or one of {', '.join(ENCODERS.names())} "
+                   "(embedding-bag: text as token ids)")
     t.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
     t.add_argument("--init-from", default=None, metavar="RUN_ID",
