@@ -27,7 +27,7 @@ class SelfTraining(Method):
     ``theta' <- d * theta' + (1 - d) * theta`` with ``d = ema_decay`` (the mean teacher of Tarvainen
     & Valpola, NeurIPS 2017, as French et al., ICLR 2018 use it for domain adaptation); it drifts
     slowly, so the model's early mistakes on the target do not feed straight back into its own
-    labels, the confirmation bias that made plain self-training collapse or lose 5-7 points to
+    labels, the confirmation bias that made plain self-training collapse or lose 5-9 points to
     source-only on kitchen -> books and digits -> digits-rotated (issue 12's benchmark).
     ``teacher="model"``: the model labels its own batch (Lee 2013; runs stored before
     ``defaults_version`` 3 trained this way).
