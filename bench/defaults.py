@@ -128,6 +128,8 @@ def main(argv=None) -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--methods", nargs="+", default=METHODS)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--keep", default=None, help="rows.json of an earlier run: its rows of the methods not in "
+                    "--methods fill those columns (the table says which columns were re-measured)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
@@ -152,6 +154,11 @@ def main(argv=None) -> None:
     with ThreadPoolExecutor(args.jobs) as ex:
         rows = list(ex.map(run, specs))
     load = os.getloadavg()
+    kept = []
+    if args.keep:
+        kept = [r for r in json.loads(Path(args.keep).read_text()) if r["method"] not in args.methods]
+        rows += kept
+        args.methods = [m for m in METHODS if m in {r["method"] for r in rows}]
     (folder / "rows.json").write_text(json.dumps(rows, indent=1))
     errors = [r for r in rows if "error" in r]
     lines = [f"Seeds {', '.join(map(str, args.seeds))}, batch 64, default hyper-parameters (before: {EPOCHS} epochs; "
@@ -160,7 +167,9 @@ def main(argv=None) -> None:
              f"CPU cores; {time.time() - t0:.0f} s in all, load average at the end {load[0]:.1f} "
              f"(`python bench/defaults.py`). Target test accuracy (%) at the label-free checkpoint, mean ± std "
              "over seeds; *steps* is the run's optimisation steps; 1-NN: a 1-nearest-neighbour classifier on the "
-             "source training rows with the same scaling as the run.", "",
+             "source training rows with the same scaling as the run."
+             + (f" Columns {', '.join(sorted({r['method'] for r in kept}))} are kept from an earlier run of the "
+                f"same script ({args.keep}); the rest were measured in this one." if kept else ""), "",
              "| source → target | defaults | 1-NN | " + " | ".join(args.methods) + " | steps |",
              "|---|---|---|" + "---|" * len(args.methods) + "---|"]
     for s, t in pairs:

@@ -244,3 +244,15 @@ def test_a_table_of_flattened_pixels_reads_as_images_with_shape_and_is_hinted_wi
         load_domain(tables["src1000"] + "#shape=8x8")
     res = fit(RunConfig(path + "#shape=8x8", path + "#shape=8x8", epochs=1))  # a conv encoder trains on it
     assert res.status == "completed" and res.checkpoints["selected"]["target_acc"] > 0.5
+
+
+def test_dan_raises_its_mmd_weight_progressively_and_old_runs_keep_it_constant():
+    from lepton.methods import METHODS, build_method
+    from lepton.training.plan import plan
+    m = build_method("dan", (1, 8, 8), 10, {"trade_off": 2.0}, total_steps=100)
+    w = [m.weight(s) for s in (0, 10, 50, 100)]
+    assert w[0] == 0.0 and w[0] < w[1] < w[2] < w[3] and w[3] == pytest.approx(2.0, rel=1e-3)
+    flat = build_method("dan", (1, 8, 8), 10, {"schedule": "constant"}, total_steps=100)
+    assert flat.weight(0) == flat.weight(100) == 1.0
+    assert METHODS.get("dan").validate_hparams({}, defaults_version=2)["schedule"] == "constant"
+    assert plan(RunConfig("digits", "digits-rotated", "dan", epochs=1)).config.hparams["schedule"] == "progressive"

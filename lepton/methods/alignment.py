@@ -68,9 +68,13 @@ class _Aligned(Method):
             ft = self.net.features(batch.xt)  # (B_t, D)
             cls = F.cross_entropy(self.net.head(fs), batch.ys)
         a = self.align(fs.float(), ft.float())
-        loss = cls + self.hparams["trade_off"] * a
+        loss = cls + self.weight(step) * a
         self.optimize(loss)
         return {"cls": cls.item(), self.align_name: a.item()}
+
+    def weight(self, step: int) -> float:
+        """The alignment loss's weight at ``step`` (``trade_off``; DAN may ramp it up)."""
+        return self.hparams["trade_off"]
 
 
 @METHODS.register("deep-coral")
@@ -102,14 +106,29 @@ class DeepCORAL(_Aligned):
 class DAN(_Aligned):
     """DAN (Long et al., ICML 2015): minimise multi-kernel MMD between source and target features.
 
-    ``L = CE(h(f_s), y_s) + trade_off * MK-MMD^2(f_s, f_t)``; see :func:`lepton.losses.mmd_loss`.
+    ``L = CE(h(f_s), y_s) + trade_off * lambda_p * MK-MMD^2(f_s, f_t)``; see :func:`lepton.losses.mmd_loss`.
+    ``schedule="progressive"`` (the default) raises ``lambda_p`` from 0 to 1 as DANN's reversal
+    weight does, ``2/(1+exp(-gamma p))-1`` (:func:`dann_lambda`), the progressive penalty Long et al.
+    use for their MMD methods (JAN, ICML 2017, sec. 5): at full weight from the first step the
+    MMD of a randomly initialised LeNet diverged or collapsed the run on the MNIST/USPS images
+    (issue 12's benchmark). ``"constant"``: ``lambda_p = 1`` throughout (runs stored before
+    ``defaults_version`` 3).
     """
 
     summary = "DAN: minimise multi-kernel MMD between the domains' features"
+    HPARAMS = {**_Aligned.HPARAMS,
+               "schedule": HParam("progressive", help="the MMD weight over training: progressive (0 to trade_off, "
+                                  "as DANN's lambda) or constant", choices=("progressive", "constant")),
+               "gamma": HParam(10.0, 0.1, 100.0, "steepness of the progressive schedule 2/(1+exp(-gamma p))-1")}
+    DEFAULTS_BEFORE = {3: {"schedule": "constant"}}
     align_name = "mmd"
 
     def align(self, fs, ft):
         return losses.mmd_loss(fs, ft)
+
+    def weight(self, step: int) -> float:
+        w = self.hparams["trade_off"]
+        return w * dann_lambda(self.progress(step), self.hparams["gamma"]) if self.hparams["schedule"] == "progressive" else w
 
 
 @METHODS.register("dann")
