@@ -176,7 +176,7 @@ def main(argv=None) -> None:
         pair = f"{s} → {t}"
         for arm in arms:
             sel = [r for r in rows if r["pair"] == pair and r["arm"] == arm and "error" not in r]
-            knn = [r["knn"] for r in sel if "knn" in r]
+            knn = [r["knn"] for r in sel if isinstance(r.get("knn"), float)]  # the spec's flag is a bool
             cells = []
             for m in args.methods:
                 acc = [r["target"] for r in sel if r["method"] == m]
