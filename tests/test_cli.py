@@ -198,3 +198,10 @@ def test_argument_errors_are_one_line_with_where_the_help_is(argv, needle):
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("lepton: error: ") and needle in lines[0]
     assert "--help`" in lines[0] and "usage:" not in p.stderr
+
+
+def test_the_encoder_help_lists_the_registered_encoders_and_each_modality_default():
+    from lepton.cli import ENCODER_HELP
+    from lepton.models import ENCODERS, MODALITY_ENCODERS
+    auto = ", ".join(f"{m}: {MODALITY_ENCODERS.get(m)}" for m in MODALITY_ENCODERS.names())
+    assert ENCODER_HELP.startswith(f"auto ({auto}) or one of {', '.join(ENCODERS.names())} ")

@@ -47,6 +47,12 @@ def cmd_domains(args) -> int:
     return 0
 
 
+#: ``--encoder``'s help, written out so that building the parser does not import torch
+#: (lepton.models); a test checks it against the encoder registry.
+ENCODER_HELP = ("auto (image: lenet, features: mlp, tokens: embedding-bag, audio: audio-cnn) or one of lenet, "
+                "audio-cnn, embedding-bag, mlp, mlp-784-256-128-64 (embedding-bag: text as token ids)")
+
+
 def cmd_methods(args) -> int:
     from ..methods_listing import method_listing
     out = method_listing()
@@ -228,10 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--select", default="im", help="label-free checkpoint score: im, snd, source-acc or dev (deep embedded "
                    "validation, You et al. 2019)")
     t.add_argument("--eval", nargs="*", help="extra domains to evaluate")
-    from ..models import ENCODERS, MODALITY_ENCODERS
-    by_modality = ", ".join(f"{m}: {MODALITY_ENCODERS.get(m)}" for m in MODALITY_ENCODERS.names())
-    t.add_argument("--encoder", default="auto", help=f"auto ({by_modality}) or one of {', '.join(ENCODERS.names())} "
-                   "(embedding-bag: text as token ids)")
+    t.add_argument("--encoder", default="auto", help=ENCODER_HELP)
     t.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
     t.add_argument("--init-from", default=None, metavar="RUN_ID",
