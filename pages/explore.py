@@ -46,7 +46,7 @@ with tab_map:
     if not epochs:
         st.info("This run stored no feature snapshots, so there is no map.", icon=":material/info:")
         st.stop()
-    colours = ["domain", "class", "correct"] + (["speaker", "accent"] if info.get("modality") == "audio" else [])
+    colours = ["domain", "class", "correct"] + (["speaker", "accent"] if explore.is_speech(run_id) else [])
     c1, c2, c3 = st.columns([2.2 if len(colours) > 3 else 1, 1, 2])  # room for every choice (five for speech)
     color_by = c1.segmented_control("Colour by", colours, default="domain", key="color_by", required=True)
     method = "umap" if lesson else c2.segmented_control("Projection", ["umap", "pca", "tsne"], default="umap",

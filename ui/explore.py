@@ -244,9 +244,16 @@ def _meta(run_id: str, domain_id: int, index: tuple) -> Dict[str, list]:
         return {}
 
 
+def is_speech(run_id: str) -> bool:
+    """Whether the run's domains are audio (only those carry speakers, clips and accents)."""
+    return run_info(run_id).get("modality") == "audio"
+
+
 def with_meta(run_id: str, df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with the :data:`META_COLOURS` columns its domains carry (``"–"`` for rows of a domain
-    without them); unchanged when no domain has any."""
+    without them); unchanged for a run that is not speech (its domains are not read again)."""
+    if not is_speech(run_id):
+        return df
     cols: Dict[str, pd.Series] = {}
     for d, part in df.groupby("domain_id", sort=False):
         meta = _meta(run_id, int(d), tuple(int(i) for i in part["index"]))
@@ -258,7 +265,9 @@ def with_meta(run_id: str, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def play_selection(run_id: str, part: pd.DataFrame, n: int = 3) -> bool:
-    """Players for the first ``n`` selected clips of one audio domain; ``False`` for other domains."""
+    """Players for the first ``n`` selected clips of one audio domain; ``False`` for other runs."""
+    if not is_speech(run_id):
+        return False
     try:
         d, rows = state.kb().snapshot_rows(run_id, int(part["domain_id"].iloc[0]), [int(i) for i in part["index"][:n]])
     except Exception:  # noqa: BLE001 - the domain may be gone

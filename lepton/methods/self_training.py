@@ -51,9 +51,10 @@ class SelfTraining(Method):
     DEFAULTS_BEFORE = {3: {"teacher": "model"}}
 
     def build(self) -> None:
-        self.teacher = copy.deepcopy(self.net)  # the EMA teacher (unused when teacher="model")
-        self.teacher.requires_grad_(False)
-        self.register_buffer("teacher_ready", torch.zeros((), dtype=torch.bool))
+        if self.hparams["teacher"] == "ema":  # teacher="model" keeps no copy (nor stores one in its checkpoints)
+            self.teacher = copy.deepcopy(self.net)
+            self.teacher.requires_grad_(False)
+            self.register_buffer("teacher_ready", torch.zeros((), dtype=torch.bool))
 
     def trainable_parameters(self):
         return self.net.parameters()
