@@ -132,7 +132,7 @@ def test_run_health_warnings_on_collapse_underfit_and_negligible_alignment():
 
 def test_a_collapsed_self_training_run_is_warned_in_the_cli_and_stored(capsys):
     assert main(["train", "--source", "digits", "--target", "digits-rotated", "--method", "self-training",
-                 "--epochs", "15", "--quiet", "--hparams", '{"threshold": 0.0, "teacher": "model"}']) == 0
+                 "--epochs", "15", "--quiet", "--hparams", '{"threshold": 0.0, "teacher": "model", "align": "none"}']) == 0
     assert "the target predictions collapsed onto" in capsys.readouterr().err
     from lepton.kb import KnowledgeBase
     kb = KnowledgeBase()
@@ -189,10 +189,13 @@ def test_the_automatic_budget_gives_a_small_domain_a_thousand_steps_and_stores_w
 def test_a_run_stored_before_the_ema_teacher_rebuilds_with_the_model_as_teacher():
     from lepton.training.plan import plan
     new = plan(RunConfig("digits", "digits-rotated", "self-training", epochs=1))
-    assert new.config.hparams["teacher"] == "ema" and new.config.defaults_version == 3
-    old = RunConfig.from_dict({**new.config.to_dict(), "defaults_version": 2})
-    old = RunConfig.from_dict({**old.to_dict(), "hparams": {k: v for k, v in old.hparams.items() if k != "teacher"}})
-    assert plan(old).config.hparams["teacher"] == "model"
+    assert new.config.hparams["teacher"] == "ema" and new.config.hparams["align"] == "coral"
+    assert new.config.defaults_version == 4
+    bare = {k: v for k, v in new.config.hparams.items() if k not in ("teacher", "align")}  # as stored before
+    v3 = RunConfig.from_dict({**new.config.to_dict(), "defaults_version": 3, "hparams": bare})
+    assert (plan(v3).config.hparams["teacher"], plan(v3).config.hparams["align"]) == ("ema", "none")
+    old = RunConfig.from_dict({**new.config.to_dict(), "defaults_version": 2, "hparams": bare})
+    assert (plan(old).config.hparams["teacher"], plan(old).config.hparams["align"]) == ("model", "none")
     chosen = RunConfig.from_dict({**old.to_dict(), "hparams": {**old.hparams, "teacher": "ema"}})
     assert plan(chosen).config.hparams["teacher"] == "ema"  # a value the run stored wins over the old default
 
