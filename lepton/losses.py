@@ -344,3 +344,24 @@ def uncertainty_weighted_sum(task_losses: torch.Tensor, log_vars: torch.Tensor,
     if regression is not None:
         c = torch.where(regression.to(task_losses.device), 0.5 * c, c)
     return (c * torch.exp(-log_vars) * task_losses + 0.5 * log_vars).sum()
+
+
+def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Bayesian personalised ranking loss (Rendle et al., UAI 2009).
+
+    ``L = -(1/B) sum_b log sigmoid(pos_b - neg_b)``: a user's positive item should score above an
+    item sampled from those they did not interact with.
+
+    Parameters
+    ----------
+    pos, neg : torch.Tensor
+        float ``(B,)`` scores of the positive and the sampled item of each triple.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar, ``log 2`` when the scores are equal.
+    """
+    if pos.shape != neg.shape:
+        raise ValueError(f"bpr_loss: pos {tuple(pos.shape)} and neg {tuple(neg.shape)} must have the same shape")
+    return -torch.nn.functional.logsigmoid(pos - neg).mean()

@@ -78,3 +78,12 @@ class Classification(Task):
         per_class: List[Dict[str, Any]] = per_class_accuracy(y, pred, list(class_names)).to_dict("records")
         conf = confusion(y, pred, len(class_names)).tolist() if len(pred) else []
         return {"per_class": per_class, "confusion": conf}
+
+
+@TASKS.register("ranking")
+class Ranking(Task):
+    """Top-K recommendation of target items to users (cross-domain recommendation): HR@10 and
+    NDCG@10 of each user's held-out item against sampled candidates (He et al., WWW 2017). Its runs
+    train through :mod:`lepton.training.ranking`; the main metric is NDCG@10."""
+
+    metric = "ndcg@10"

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from lepton.config import AUTO_EPOCHS, AUTO_MIN_STEPS, EPOCHS, PROTOCOLS, SCALINGS, SELECTION_SCORES, STEPS, RunConfig
-from lepton.methods import METHODS
+from lepton.methods import METHODS, method_names
 from lepton.training import jobs as core_jobs
 from ui import explore, images, live, state, widgets
 
@@ -30,7 +30,7 @@ with right:
                                    help="The model is tested here; only the images (not the labels) are used.")
     images.show_grid(target, per_class=2, tile=32)
 
-names = METHODS.names()
+names = method_names()  # classification; recommenders (ranking) train from the CLI for now
 c1, c2, c3 = st.columns([2, 1, 1])
 method = c1.selectbox("Method", names, index=names.index(state.DEFAULT_METHOD), key="method", bind="query-params",
                       help="source-only is the baseline; dann, deep-coral and dan align the domains' features.")

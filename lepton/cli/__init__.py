@@ -160,6 +160,9 @@ def _print_result(result) -> None:
         print("no epoch finished; nothing to report")
         return
     b = result.budget
+    if result.config.task == "ranking":
+        _print_ranking(result)
+        return
     if b:
         print(f"budget: {b.get('steps_done', b.get('steps')):,} of {b.get('steps'):,} optimisation steps, "
               f"{b.get('steps_per_epoch')} per epoch   protocol: {result.config.protocol}   "
@@ -177,6 +180,23 @@ def _print_result(result) -> None:
     gap = selection_gap(result.checkpoints)
     if gap is not None:
         print(gap)
+
+
+def _print_ranking(result) -> None:
+    b, h = result.budget, result.harmonisation
+    print(f"budget: {b.get('steps_done', 0):,} of {b.get('steps', 0):,} optimisation steps   protocol: {h['protocol']}   "
+          f"cold start: {h['cold_start_users']} users keep {h['cold_start_k']} target interaction(s)")
+    print(f"{'domain':24s} {'checkpoint':34s} {'users':11s} {'HR@10':>6s} {'NDCG@10':>8s} {'n':>6s}")
+    labels = {"selected": "label-free (validation NDCG) [model]", "last": "last epoch",
+              "oracle": "oracle-best (test items)"}
+    if getattr(result.plan, "method", None) is not None and result.plan.method.select_last:
+        labels["selected"] = "last epoch [model]"
+    for r in result.table:
+        if r["checkpoint"] == "last" and labels["selected"].startswith("last"):
+            continue
+        ep = result.checkpoints[r["checkpoint"]]["epoch"]
+        print(f"{r['domain']:24s} {labels[r['checkpoint']][:28] + f' @{ep}':34s} {r['users']:11s} "
+              f"{_fmt(r['hr@10']):>6s} {_fmt(r['ndcg@10']):>8s} {r['n']:>6}")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -86,7 +86,7 @@ def load_domain(name: str, data_dir: Optional[os.PathLike] = None, cache: bool =
     DataError
         Missing, corrupt or unusable data files; bad shift parameters.
     """
-    from . import benchmarks, builtin, custom, shifts, text, audio  # noqa: F401  (registers built-ins; audio last)
+    from . import benchmarks, builtin, custom, shifts, text, audio, interactions  # noqa: F401  (registers built-ins)
 
     if isinstance(name, str) and name.strip() and name.strip().split(":")[0] not in DOMAINS:
         _register_user_domains()
@@ -107,6 +107,21 @@ def load_domain(name: str, data_dir: Optional[os.PathLike] = None, cache: bool =
     if cache:
         _CACHE[key] = dom
     return dom
+
+
+def domain_modality(name: str) -> Optional[str]:
+    """A domain's modality from its name without loading its data (registered: the registry's;
+    a path: ``interactions`` for a table with user and item columns); ``None`` when unknown."""
+    from . import benchmarks, builtin, custom, shifts, text, audio, interactions  # noqa: F401
+    base = str(name).split(":")[0].strip()
+    if base in DOMAINS:
+        return DOMAINS.get(base).modality
+    if _is_path(str(name)):
+        path = Path(str(name).rpartition("#")[0] or str(name)).expanduser()
+        if not path.exists():
+            path = Path(str(name)).expanduser()
+        return "interactions" if path.is_file() and interactions.is_interaction_table(path) else None
+    return None
 
 
 def _is_path(name: str) -> bool:
@@ -136,7 +151,7 @@ def list_domains(data_dir: Optional[os.PathLike] = None) -> List[dict]:
     list of dict
         Keys ``name``, ``modality``, ``description``, ``available`` (bool), ``missing`` (paths).
     """
-    from . import benchmarks, builtin, custom, shifts, text, audio  # noqa: F401
+    from . import benchmarks, builtin, custom, shifts, text, audio, interactions  # noqa: F401
 
     _register_user_domains()
     ddir = resolve_data_dir(data_dir)

@@ -70,7 +70,7 @@ LABEL_COLUMNS = ("label", "labels", "target", "class", "y")  # "y" last: it may 
 # releases use several (Office-31/Caltech SURF and DeCAF ``fts``/``feas``, ``gnd`` for ground truth).
 X_KEYS = ("X", "x", "features", "feature", "feats", "feat", "fts", "feas", "data")
 Y_KEYS = ("y", "labels", "label", "gnd", "targets", "target", "classes", "class")
-OPTION_KEYS = ("label", "x", "base", "text", "shape")
+OPTION_KEYS = ("label", "x", "base", "text", "shape", "domain", "scale")
 _GRAY_MODES = {"1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 _CUSTOM_NAMES: Set[str] = set()
 
@@ -81,7 +81,8 @@ def parse_custom_name(name: str) -> Tuple[Path, Dict[str, str]]:
     A path that exists as written (even with ``#`` in it) has no options. Options are
     comma-separated ``KEY=VALUE`` pairs: ``label`` (label column / key), ``x`` (feature key of an
     ``.npz``/``.mat`` file), ``base`` (``0`` or ``1``: where integer labels start), ``text`` (the
-    text column), ``shape`` (``HxW`` or ``CxHxW``: the rows are flattened images).
+    text column), ``shape`` (``HxW`` or ``CxHxW``: the rows are flattened images), ``domain`` and
+    ``scale`` (an interactions file: the rows of one domain, the rating scale ``LOW-HIGH``).
 
     Returns
     -------
@@ -162,6 +163,12 @@ def load_custom(name: str, domain_name: Optional[str] = None) -> Domain:
                         f"or a table ({', '.join(sorted(TABLE_EXTS))})")
     if ext in (".csv", ".tsv", ".jsonl"):
         _refuse_binary(path)
+    from .interactions import is_interaction_table, load_interaction_table
+    if is_interaction_table(path):
+        return load_interaction_table(path, opts, dname)
+    if "domain" in opts or "scale" in opts:
+        raise DataError(f"{name!r}: '#domain=' and '#scale=' apply to an interactions file (a CSV with user and "
+                        "item columns)")
     if ext == ".jsonl" or ("x" not in opts and ext in (".csv", ".tsv") and _text_column(path, opts) is not None):
         return _load_text_table(path, opts, dname)
     if "text" in opts:

@@ -8,8 +8,9 @@ import numpy as np
 
 
 #: The kinds of input a domain can hold.
-MODALITIES = ("image", "features", "text", "tokens", "audio")  # tokens: padded token ids of texts (a trainable
-# encoder's input); audio: log-mel spectrograms (N, 1, n_mels, frames) of clips (lepton.data.audio)
+MODALITIES = ("image", "features", "text", "tokens", "audio", "interactions")  # tokens: padded token ids of texts (a trainable
+# encoder's input); audio: log-mel spectrograms (N, 1, n_mels, frames) of clips (lepton.data.audio);
+# interactions: (user, item) rows for recommendation (lepton.data.interactions)
 
 
 class DataError(ValueError):

@@ -169,7 +169,7 @@ class RunFolders:
         ck = result.checkpoints or {}
         get = lambda name, key: _num(ck.get(name, {}).get(key))  # noqa: E731
         task = getattr(result.config, "task", "classification")
-        doc = {"task": task, "metric": "accuracy" if task == "classification" else task,
+        doc = {"task": task, "metric": {"classification": "accuracy", "ranking": "ndcg@10"}.get(task, task),
                "checkpoints": {n: {k: _num(v) if k != "epoch" else v for k, v in c.items()} for n, c in ck.items()}}
         self._update(run_id, status=result.status, error=result.error or "", task=task,
                      metrics=json.dumps(doc, allow_nan=False, default=str),

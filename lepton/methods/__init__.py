@@ -5,6 +5,14 @@ from .base import (COMMON_HPARAMS, METHODS, SOURCE, STREAMS, TARGET, TARGET_ALL,
 from . import supervised, alignment, self_training  # noqa: F401,E402  (registration)
 from .alignment import dann_lambda
 from . import pretraining, multitask, meta  # noqa: F401,E402  (registration: ssl, multitask, maml, reptile)
+from . import recommend  # noqa: F401,E402  (registration: popularity, bpr-mf, cmf, emcdr: the ranking task)
 
-__all__ = ["METHODS", "HParam", "Method", "COMMON_HPARAMS", "dann_lambda", "Batch", "build_method", "seeded_init",
+
+
+def method_names(task: str = "classification"):
+    """Registered method names whose :attr:`Method.task` is ``task`` (``classification`` or ``ranking``), in registry order."""
+    return [n for n in METHODS.names() if getattr(METHODS.get(n), "task", "classification") == task]
+
+
+__all__ = ["method_names", "METHODS", "HParam", "Method", "COMMON_HPARAMS", "dann_lambda", "Batch", "build_method", "seeded_init",
            "SOURCE", "TARGET", "TARGET_FEW", "TARGET_ALL", "STREAMS"]

@@ -147,6 +147,8 @@ class Method(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    #: The task the method solves (:data:`lepton.tasks.TASKS`); recommenders say ``ranking``.
+    task: ClassVar[str] = "classification"
     HPARAMS: ClassVar[Dict[str, HParam]] = {}
     #: Defaults that changed, so a stored run rebuilds as it trained: ``{version: {name: value}}``
     #: gives a config whose ``defaults_version`` is below ``version`` and that lacks ``name`` the old

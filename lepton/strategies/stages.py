@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from ..methods import METHODS, HParam
+from ..methods import METHODS, HParam, method_names
 from ..registry import UnknownNameError
 
 #: Stage kinds in the only order a pipeline may use them.
@@ -75,7 +75,7 @@ def stage_kind(name: str) -> str:
 def valid_stages() -> Dict[str, List[str]]:
     """Stage names by kind, in pipeline order."""
     out: Dict[str, List[str]] = {k: [] for k in STAGE_ORDER}
-    for n in METHODS.names():
+    for n in method_names():  # recommenders rank; a pipeline's stages classify
         out[getattr(METHODS.get(n), "stage_kind", "") or "transfer"].append(n)
     out["evaluate"] = ["evaluate"]
     return out

@@ -37,6 +37,11 @@ class PrintProgress(Callback):
 
     def on_epoch_end(self, run, epoch, metrics) -> None:
         losses = " ".join(f"{k}={v:.3f}" for k, v in metrics.get("losses", {}).items())
+        if run.config.task == "ranking":
+            print(f"epoch {epoch:3d}/{run.config.epochs}  test NDCG@10 all {metrics['target_acc']:.3f}  cold-start "
+                  f"{_acc(metrics['target_cold'])}  validation NDCG@10 {metrics['score']:.3f}  {losses}  "
+                  f"[{time.perf_counter() - self.t0:.1f}s]", file=self.stream, flush=True)
+            return
         print(f"epoch {epoch:3d}/{run.config.epochs}  source acc {metrics['source_acc']:.3f}  "
               f"target acc {_acc(metrics['target_acc'], run.target.labelled)}  {run.config.select} {metrics['score']:.3f}  "
               f"{losses}  [{time.perf_counter() - self.t0:.1f}s]", file=self.stream, flush=True)

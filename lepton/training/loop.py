@@ -137,7 +137,10 @@ def fit(config: Union[RunConfig, RunState], callbacks: Sequence[Callback] = (),
         Bad configuration or data, before training starts.
     """
     t0 = time.perf_counter()
-    run = config if isinstance(config, RunState) else plan(config, data_dir)
+    from .ranking import RankingState, fit_ranking
+    run = config if isinstance(config, (RunState, RankingState)) else plan(config, data_dir)
+    if isinstance(run, RankingState):
+        return fit_ranking(run, callbacks, stop_event)
     cfg = run.config
     status, error = "completed", ""
     snaps: Dict[str, Dict[str, Any]] = {}

@@ -120,6 +120,10 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
         unusable data; :class:`lepton.kb.KBError` for an unknown ``init_from`` run.
     """
     config.validate()
+    from .ranking import is_ranking, plan_ranking
+    if is_ranking(config):
+        return plan_ranking(config, data_dir)
+    _refuse_interactions(config)
     notes: List[Dict[str, str]] = []
     cls = METHODS.get(config.method)
     task = TASKS.get(config.task)()
@@ -157,6 +161,16 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
         method.load_encoder(init_state)
     return RunState(config, method, task, domains, roles, record, device, steps_per_epoch, total,
                     environment(device), notes, labelled)
+
+
+def _refuse_interactions(config: RunConfig) -> None:
+    from ..data.catalog import domain_modality
+    inter = [n for n in (*config.sources, config.target, *config.eval_domains) if domain_modality(n) == "interactions"]
+    if inter:
+        from ..methods import method_names
+        ranking = method_names("ranking")
+        raise DataError(f"{', '.join(inter)} holds user-item interactions: it trains with a recommendation method "
+                        f"({', '.join(ranking)}), not {config.method}")
 
 
 def resolve_epochs(config: RunConfig, steps_per_epoch: int) -> int:

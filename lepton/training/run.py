@@ -56,8 +56,10 @@ def train(config: RunConfig, kb=None, callbacks: Sequence[Callback] = (), stop_e
     cbs = list(callbacks)
     recorder = None
     if record:
+        from .ranking import RankingRecorder, RankingState
         from .recorder import KBRecorder
-        recorder = KBRecorder(kb, feature_cap=feature_cap, snapshot_every=snapshot_every, checkpoints=checkpoints)
+        recorder = (RankingRecorder(kb, checkpoints, feature_cap) if isinstance(run, RankingState) else
+                    KBRecorder(kb, feature_cap=feature_cap, snapshot_every=snapshot_every, checkpoints=checkpoints))
         cbs.insert(0, recorder)
     result = fit(run, cbs, stop_event)
     result.run_id = recorder.run_id if recorder is not None else None
