@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _proc import mean_std, run_in_process  # noqa: E402
 METHODS = ["source-only", "dann", "deep-coral", "dan", "self-training"]
 EPOCHS = 10
 
@@ -109,17 +110,10 @@ def one(spec: dict) -> dict:
 
 
 def run(spec: dict) -> dict:
-    env = dict(os.environ, LEPTON_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], cwd=ROOT, env=env,
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        return {**spec, "error": (p.stderr.strip().splitlines() or ["?"])[-1]}
-    return {**spec, **json.loads(p.stdout.strip().splitlines()[-1])}
+    return run_in_process(__file__, spec)
 
 
-def _ms(v):
-    v = [100 * a for a in v]
-    return f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+_ms = mean_std
 
 
 def main(argv=None) -> None:

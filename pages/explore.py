@@ -23,6 +23,16 @@ cfg, summary = info["config"], info["summary"]
 for msg in summary.get("diagnosis", []):
     st.warning(msg[0].upper() + msg[1:], icon=":material/warning:")
 
+if cfg.get("task") == "ranking":  # a recommendation run: HR@10 / NDCG@10 per user group, no accuracy
+    st.subheader("Recommendation: where each user's held-out item ranked")
+    st.caption(summary.get("harmonisation", {}).get("protocol", "") + ". **cold-start**: users who kept only "
+               f"{cfg['hparams'].get('cold_start_k', 0)} target interaction(s) for training. The label-free choice "
+               "is judged on warm users' validation items; the oracle on the test items, for comparison only.")
+    st.dataframe(explore.ranking_table(summary), hide_index=True, key="ranking_table")
+    st.info("The map and the per-user recommendation view of recommendation runs are not in the app yet; "
+            "`python -m lepton kb show RUN` prints the same numbers.", icon=":material/info:")
+    st.stop()
+
 tab_acc, tab_map = st.tabs([":material/bar_chart: Accuracy", ":material/scatter_plot: Feature map"])
 with tab_acc:
     figs = explore.accuracy_figures(run_id, explore.baseline_id(cfg, runs))

@@ -20,13 +20,15 @@ explore.require_runs(runs)
 pct = st.column_config.NumberColumn(format="percent")
 view = runs[["run_id", "created", "status", "method", "source", "target", "epochs", "seed", "source_acc",
              "target_acc", "target_acc_oracle", "wall_time_s"]].copy()
+view.insert(6, "metric", runs["task"].map({"ranking": "NDCG@10"}).fillna("accuracy"))  # what the target column holds
 if "flags" in runs:
     view.insert(3, "flags", runs["flags"].fillna(""))  # "diverged": losses ran away or accuracy is at chance
 version = st.session_state.get("runs_table_version", 0)  # bumped after a delete: clears the selection
 event = st.dataframe(view, hide_index=True, key="runs_table" + (f"_{version}" if version else ""), on_select="rerun", selection_mode="multi-row",
                      column_config={"source_acc": st.column_config.NumberColumn("source acc", format="percent"),
-                                    "target_acc": st.column_config.NumberColumn("target acc", format="percent",
-                                                                                help="label-free checkpoint"),
+                                    "target_acc": st.column_config.NumberColumn("target", format="percent",
+                                                                                help="label-free checkpoint: accuracy, or "
+                                                                                "NDCG@10 for a recommendation run (see metric)"),
                                     "target_acc_oracle": st.column_config.NumberColumn("oracle", format="percent"),
                                     "wall_time_s": st.column_config.NumberColumn("time (s)", format="%.1f"),
                                     "flags": st.column_config.TextColumn(

@@ -45,7 +45,8 @@ def run_label(runs: pd.DataFrame) -> Callable[[str], str]:
     def fmt(rid: str) -> str:
         r = by_id.get(rid, {})
         acc = r.get("target_acc")
-        acc = "" if acc is None or (isinstance(acc, float) and math.isnan(acc)) else f" · target {100 * acc:.1f}%"
+        what = "NDCG@10" if r.get("task") == "ranking" else "target"  # a ranking run's main metric, not accuracy
+        acc = "" if acc is None or (isinstance(acc, float) and math.isnan(acc)) else f" · {what} {100 * acc:.1f}%"
         when = str(r.get("created", ""))[:16].replace("T", " ")
         flag = " · ⚠ diverged" if r.get("diverged") else ""
         return f"{r.get('method')}: {r.get('source')} → {r.get('target')}{acc}{flag} · {when} · {short(rid)}"
@@ -286,3 +287,13 @@ def selection_images(run_id: str, part: pd.DataFrame) -> Optional[np.ndarray]:
     except Exception:  # noqa: BLE001 - the domain may be gone (an upload removed); skip the pictures
         return None
     return images.mosaic(x, cols=12, tile=36) if len(x) and x.ndim == 4 else None
+
+
+def ranking_table(summary: dict) -> pd.DataFrame:
+    """A ranking run's results: one row per checkpoint and user group, HR@10 / NDCG@10 in %, n users."""
+    names = {"selected": "label-free choice [model]", "last": "last epoch", "oracle": "oracle (test items)"}
+    rows = [{"checkpoint": names.get(r["checkpoint"], r["checkpoint"]),
+             "epoch": summary["checkpoints"][r["checkpoint"]]["epoch"], "users": r["users"],
+             "HR@10 %": round(100 * r["hr@10"], 1), "NDCG@10 %": round(100 * r["ndcg@10"], 1), "n": r["n"]}
+            for r in summary.get("table", [])]
+    return pd.DataFrame(rows)

@@ -34,9 +34,14 @@ def cmd_list(args) -> int:
         status = "diverged" if r.diverged else r.status
         nolab = "no-target-labels" in str(r.flags).split(",")
         tgt = ["no labels"] * 3 if nolab else [_pct(r.target_acc), _pct(r.target_acc_last), _pct(r.target_acc_oracle)]
+        if r.task == "ranking":  # the ranking task's main metric sits in the same columns
+            tgt = [f"{v} N" if v != "-" else v for v in tgt]
         print(f"{r.run_id:24s} {status:9s} {str(r.method):14s} {f'{r.source} -> {r.target}':34.34s} {ep:>5s} "
               f"{_pct(r.source_acc):>8s} {tgt[0]:>9s} {tgt[1]:>9s} {tgt[2]:>9s} {r.parent or ''}")
     print("tgt acc: the label-free (selected) checkpoint; oracle uses target labels and is shown for comparison")
+    if (df["task"] == "ranking").any():
+        print("N: a recommendation run's NDCG@10 of all evaluated target users, not an accuracy "
+              "(`kb show RUN` gives HR@10 and the cold-start users)")
     if df["diverged"].any():
         print("diverged: the run completed but its losses ran away or its accuracy is at chance; its numbers are "
               "not results (`kb show RUN` says why)")
@@ -65,6 +70,11 @@ def cmd_show(args) -> int:
     print(f"domains: {', '.join(run['domains'])}   feature snapshots at epochs: "
           f"{', '.join(map(str, run['feature_epochs'])) or 'none'}")
     for name, ck in s.get("checkpoints", {}).items():
+        if "groups" in ck:  # a ranking run
+            g = ck["groups"]
+            print(f"checkpoint {name:9s} epoch {ck.get('epoch')}: " + "   ".join(
+                f"{k} users ({g[k]['n']}) HR@10 {_pct(g[k]['hr@10'])} NDCG@10 {_pct(g[k]['ndcg@10'])}" for k in g))
+            continue
         unlabelled = any(r.get("labelled") is False for r in s.get("table", []) if r.get("role") == "target")
         print(f"checkpoint {name:9s} epoch {ck.get('epoch')}: source {_pct(ck.get('source_acc'))}  "
               f"target {'no labels' if unlabelled else _pct(ck.get('target_acc'))}")

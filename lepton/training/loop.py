@@ -159,10 +159,15 @@ def fit(config: Union[RunConfig, RunState], callbacks: Sequence[Callback] = (),
         for cb in callbacks:
             cb.on_run_end(run, result)
         raise
-    result = _finish(run, snaps, status, error)
+    return close_run(run, _finish(run, snaps, status, error), t0, callbacks)
+
+
+def close_run(run, result: "RunResult", t0: float, callbacks: Sequence[Callback]) -> "RunResult":
+    """Give a finished run's result its wall time (since ``t0``, ``time.perf_counter``) and budget,
+    and tell the callbacks; the end of :func:`fit` for every task."""
     result.wall_time_s = time.perf_counter() - t0
     result.budget = {"steps": run.total_steps, "steps_done": run.steps_done, "steps_per_epoch": run.steps_per_epoch,
-                     "epochs": cfg.epochs}
+                     "epochs": run.config.epochs}
     for cb in callbacks:
         cb.on_run_end(run, result)
     return result

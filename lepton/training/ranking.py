@@ -148,7 +148,7 @@ def fit_ranking(run: RankingState, callbacks: Sequence[Callback] = (), stop_even
         and ``hr@10``/``ndcg@10`` per user group; ``table`` rows ``{"domain", "role", "split",
         "checkpoint", "users", "hr@10", "ndcg@10", "n"}``; ``task`` ``ranking``.
     """
-    from .loop import NonFiniteLossError, RunResult
+    from .loop import NonFiniteLossError, RunResult, close_run
     t0 = time.perf_counter()
     cfg, m, d = run.config, run.method, run.data
     for cb in callbacks:
@@ -212,12 +212,7 @@ def fit_ranking(run: RankingState, callbacks: Sequence[Callback] = (), stop_even
     if "selected" in snaps:
         m.load_state_dict(snaps["selected"][1])
     res.table = table
-    res.wall_time_s = time.perf_counter() - t0
-    res.budget = {"steps": run.total_steps, "steps_done": run.steps_done, "steps_per_epoch": run.steps_per_epoch,
-                  "epochs": cfg.epochs}
-    for cb in callbacks:
-        cb.on_run_end(run, res)
-    return res
+    return close_run(run, res, t0, callbacks)
 
 
 class _Stop(Exception):

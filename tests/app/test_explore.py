@@ -99,3 +99,15 @@ def test_an_audio_run_colours_the_map_by_speaker_and_plays_a_selection(data_dir,
     at.run()
     no_exception(at)
     assert at.get("audio") and "selected clips, as the model heard them" in texts(at)
+
+
+def test_a_recommendation_run_shows_hr_and_ndcg_per_user_group(data_dir):
+    """A ranking run in the knowledge base: Explore shows its HR@10 / NDCG@10 table, not accuracy bars."""
+    from lepton.config import RunConfig
+    from lepton.training import train
+    r = train(RunConfig("movielens-comedy", "movielens-drama", "cmf", epochs=1, hparams={"cold_start_k": 1}))
+    at = open_page("explore")
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert set(table["users"]) == {"all", "cold-start", "warm"} and "NDCG@10 %" in table
+    assert r.run_id and "cold-start" in texts(at)
