@@ -34,7 +34,7 @@ def cmd_domains(args) -> int:
         if r["available"]:
             info = domain_summary(r["name"], ddir)
             tr, te = info["train"], info["test"]
-            shape = "text" if r["modality"] == "text" else "x".join(map(str, info["shape"]))
+            shape = {"text": "text", "interactions": "user-item"}.get(r["modality"]) or "x".join(map(str, info["shape"]))
         else:
             tr = te = "-"
             shape = "missing files"

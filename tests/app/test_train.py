@@ -40,7 +40,7 @@ def test_hyper_parameter_widgets_follow_the_method(fake_jobs):
     assert help_texts and "lambda" in help_texts[0]
     at.selectbox(key="method").select("self-training").run()
     no_exception(at)
-    assert at.selectbox(key="hp_self-training_align").value == "none"
+    assert at.selectbox(key="hp_self-training_align").value == "coral"  # the default since defaults_version 4
 
 
 def test_lesson_mode_hides_advanced_controls(fake_jobs):
