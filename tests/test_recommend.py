@@ -156,3 +156,17 @@ def test_cli_trains_on_a_users_own_interactions_file(tmp_path, capsys):
     assert main(["train", "--source", p + "#domain=books", "--target", p + "#domain=music", "--method", "cmf",
                  "--hparams", '{"cold_start_k": 30}', "--quiet", "--no-store"]) != 0
     assert "cold_start_k=30 is more than" in capsys.readouterr().err
+
+
+@ml
+def test_a_ranking_run_that_crashes_is_stored_as_failed(monkeypatch):
+    from lepton.kb import KnowledgeBase
+    from lepton.methods.recommend import CMF
+
+    def boom(self, batch, step):
+        raise RuntimeError("native crash stand-in")
+    monkeypatch.setattr(CMF, "update", boom)
+    with pytest.raises(RuntimeError, match="stand-in"):
+        train(RunConfig("movielens-comedy", "movielens-drama", "cmf", epochs=1))
+    df = KnowledgeBase().list_runs()
+    assert df["status"][0] == "failed" and "stand-in" in df["error"][0]

@@ -195,6 +195,11 @@ def fit_ranking(run: RankingState, callbacks: Sequence[Callback] = (), stop_even
         status = "stopped"
     except NonFiniteLossError as e:
         status, error = "failed", str(e)
+    except BaseException as e:  # the store still learns the run failed, then the error goes on
+        res = RunResult(cfg, "failed", f"{type(e).__name__}: {e}", run.history, harmonisation=d.record,
+                        environment=run.environment, plan=run)
+        close_run(run, res, t0, callbacks)
+        raise
     res = RunResult(cfg, status, error, run.history, harmonisation=d.record, environment=run.environment, plan=run)
     table = []
     for ck in ("selected", "last", "oracle"):
