@@ -79,6 +79,16 @@ def test_an_interactions_file_is_read_with_ids_duplicates_and_domains(tmp_path):
     assert sorted(load_domain(p + "#domain=music", cache=False).meta_train["user"]) == ["ann"]
 
 
+def test_a_bom_and_an_unstated_scale_are_fine(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes("user,item,rating,domain\nann,a1,5,a\nann,a2,5,a\nbob,a1,5,a\nann,b1,5,b\nann,b2,5,b\n"
+                  "bob,b1,5,b\nbob,b2,5,b\n".encode("utf-8-sig"))
+    a, b = load_domain(f"{p}#domain=a", cache=False), load_domain(f"{p}#domain=b", cache=False)
+    assert a.modality == "interactions" and len(b.x_train) == 4
+    d = pair_interactions([a], b, cold_start_share=0, n_negatives=0)  # all ratings 5, no #scale: no refusal
+    assert len(d.test_users) == 2
+
+
 @pytest.mark.parametrize("text,opts,match", [
     ("user,rating\nann,5\n", "", "needs a 'item' column"),
     ("user,item,rating\nann,a,7\n", "#scale=1-5", "outside the stated scale"),
@@ -108,7 +118,7 @@ def test_a_pair_without_shared_users_or_enough_interactions_is_refused(tmp_path)
 def test_recommendation_and_image_domains_do_not_mix():
     with pytest.raises(DataError, match="interaction domains only"):
         train(RunConfig("digits", "movielens-drama", "bpr-mf"), record=False)
-    with pytest.raises(DataError, match="trains with a recommendation method"):
+    with pytest.raises(DataError, match="hold user-item interactions, which train with a recommendation method"):
         train(RunConfig("movielens-comedy", "movielens-drama", "dann"), record=False)
 
 

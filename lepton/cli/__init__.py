@@ -189,7 +189,8 @@ def _print_ranking(result) -> None:
     print(f"{'domain':24s} {'checkpoint':34s} {'users':11s} {'HR@10':>6s} {'NDCG@10':>8s} {'n':>6s}")
     labels = {"selected": "label-free (validation NDCG) [model]", "last": "last epoch",
               "oracle": "oracle-best (test items)"}
-    if getattr(result.plan, "method", None) is not None and result.plan.method.select_last:
+    plan = result.plan
+    if getattr(plan, "method", None) is not None and (plan.method.select_last or not len(plan.data.val)):
         labels["selected"] = "last epoch [model]"
     for r in result.table:
         if r["checkpoint"] == "last" and labels["selected"].startswith("last"):

@@ -120,7 +120,8 @@ def is_interaction_table(path: Path) -> bool:
         return False
     import pandas as pd
     try:
-        cols = {str(c).strip().lower() for c in pd.read_csv(path, nrows=0, sep=None, engine="python").columns}
+        cols = {str(c).strip().lower() for c in pd.read_csv(path, nrows=0, sep=None, engine="python",
+                                                            encoding="utf-8-sig").columns}
     except Exception:
         return False
     return "user" in cols or "item" in cols
@@ -137,7 +138,7 @@ def load_interaction_table(path: Path, opts: Dict[str, str], name: str) -> Domai
     """
     import pandas as pd
     try:
-        df = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False)
+        df = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except Exception as e:
         raise DataError(f"{path.name}: cannot be read as a table ({e})") from None
     cols = {str(c).strip().lower(): c for c in df.columns}
@@ -168,7 +169,7 @@ def load_interaction_table(path: Path, opts: Dict[str, str], name: str) -> Domai
     ratings = numeric("rating") if "rating" in cols else np.full(len(df), np.nan)
     times = numeric("timestamp") if "timestamp" in cols else np.arange(len(df), dtype=float)
     if "timestamp" not in cols:
-        notes["timestamp"] = "none in the file: the row order stands for time"
+        notes["timestamp"] = "no timestamp column: the row order stands for time"
     if "scale" in opts:
         lo, _, hi = opts["scale"].partition("-")
         try:
@@ -182,6 +183,7 @@ def load_interaction_table(path: Path, opts: Dict[str, str], name: str) -> Domai
                             f"(e.g. {ratings[i]:g} in row {i + 2}); fix the file or the scale")
     elif "rating" in cols:
         scale = (float(ratings.min()), float(ratings.max()))
+        notes["scale_inferred"] = True  # the ratings' range, not a stated scale: positive_rating is not checked against it
     else:
         scale = (1.0, 1.0)
     key = np.char.add(np.char.add(users, "\x00"), items)
@@ -306,7 +308,7 @@ def pair_interactions(sources: Sequence[Domain], target: Domain, positive_rating
                         "own user,item file with another interaction domain")
     for d in doms:
         lo, hi = d.notes.get("scale", [1.0, 5.0])
-        if not np.isnan(d.x_train[:, 0]).all() and not (lo <= positive_rating <= hi):
+        if not np.isnan(d.x_train[:, 0]).all() and not d.notes.get("scale_inferred") and not (lo <= positive_rating <= hi):
             raise DataError(f"positive_rating={positive_rating:g} lies outside {d.name}'s rating scale {lo:g}-{hi:g}; "
                             "choose a threshold inside it")
     rng = np.random.default_rng(PAIRING_SEED)

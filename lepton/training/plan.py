@@ -169,8 +169,8 @@ def _refuse_interactions(config: RunConfig) -> None:
     if inter:
         from ..methods import method_names
         ranking = method_names("ranking")
-        raise DataError(f"{', '.join(inter)} holds user-item interactions: it trains with a recommendation method "
-                        f"({', '.join(ranking)}), not {config.method}")
+        raise DataError(f"{', '.join(inter)} {'hold' if len(inter) > 1 else 'holds'} user-item interactions, which train "
+                        f"with a recommendation method, not {config.method}: give --method with one of {', '.join(ranking)}")
 
 
 def resolve_epochs(config: RunConfig, steps_per_epoch: int) -> int:

@@ -87,6 +87,9 @@ def plan_ranking(config: RunConfig, data_dir=None) -> RankingState:
     notes: List[Dict[str, str]] = []
     for msg in data.record["notes"]:
         _note(notes, "info", msg)
+    if not len(data.val) and cls.trains:
+        _note(notes, "warning", "no warm target user has a validation item (every evaluated user is cold-start or has "
+              "two positives only), so no label-free checkpoint choice is possible: the run's model is its last epoch")
     n_main = max(len(data.train_t), len(data.train_s) if SOURCE in cls.needs else 0)
     per_epoch = batches_per_pass(n_main, config.batch_size) if cls.trains else 1
     epochs = resolve_epochs(config, per_epoch) if cls.trains else 1
@@ -186,8 +189,9 @@ def fit_ranking(run: RankingState, callbacks: Sequence[Callback] = (), stop_even
             run.history.append(row)
             state = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
             snaps["last"] = (row, state)
+            last_wins = m.select_last or not len(d.val)  # nothing label-free to choose by: the last epoch
             for name, key in (("selected", "score"), ("oracle", "target_acc")):
-                if name not in snaps or row[key] > snaps[name][0][key] or (name == "selected" and m.select_last):
+                if name not in snaps or row[key] > snaps[name][0][key] or (name == "selected" and last_wins):
                     snaps[name] = (row, state)
             for cb in callbacks:
                 cb.on_epoch_end(run, epoch, row)
