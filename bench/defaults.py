@@ -113,8 +113,6 @@ def run(spec: dict) -> dict:
     return run_in_process(__file__, spec)
 
 
-_ms = mean_std
-
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
@@ -175,7 +173,7 @@ def main(argv=None) -> None:
             for m in args.methods:
                 acc = [r["target"] for r in sel if r["method"] == m]
                 flagged = sorted({f for r in sel if r["method"] == m for f in r["flags"]})
-                cells.append((_ms(acc) if acc else "failed") + (f" ({', '.join(flagged)})" if flagged else ""))
+                cells.append((mean_std(acc) if acc else "failed") + (f" ({', '.join(flagged)})" if flagged else ""))
             steps = sorted({r["steps"] for r in sel})
             lines.append(f"| {pair} | {arm} | {100 * knn[0]:.1f} | " if knn else f"| {pair} | {arm} | – | ")
             lines[-1] += " | ".join(cells) + f" | {'/'.join(map(str, steps))} |"

@@ -73,8 +73,6 @@ def run(spec: dict) -> dict:
     return run_in_process(__file__, spec)
 
 
-_ms = mean_std
-
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
@@ -126,7 +124,7 @@ def main(argv=None) -> None:
                        and "error" not in r]
                 if not sel:
                     continue
-                g = lambda grp, key: _ms([r["groups"][grp][key] for r in sel])  # noqa: E731
+                g = lambda grp, key: mean_std([r["groups"][grp][key] for r in sel])  # noqa: E731
                 wall = statistics.mean(r["wall"] for r in sel)
                 lines.append(f"| {s.split('-')[1]} → {t.split('-')[1]} | {k} | {m} | {g('cold-start', 'hr@10')} | "
                              f"{g('cold-start', 'ndcg@10')} | {g('all', 'hr@10')} | {g('all', 'ndcg@10')} | {wall:.1f} |")

@@ -138,7 +138,7 @@ def _epoch_row(run: RankingState, epoch: int, losses: Dict[str, float]) -> Dict[
     score = ranking_summary(val, K)[f"ndcg@{K}"]
     return {"epoch": epoch, "losses": losses, "score": score, "scores": {"val-ndcg@10": score},
             "source_acc": float("nan"), "target_acc": test["all"][f"ndcg@{K}"],
-            "target_cold": test["cold-start"][f"ndcg@{K}"], "time": time.time()}
+            "target_cold": test["cold-start"][f"ndcg@{K}"], "groups": test, "time": time.time()}
 
 
 def fit_ranking(run: RankingState, callbacks: Sequence[Callback] = (), stop_event: Optional[threading.Event] = None):
@@ -210,8 +210,7 @@ def fit_ranking(run: RankingState, callbacks: Sequence[Callback] = (), stop_even
         if ck not in snaps:
             continue
         row, state = snaps[ck]
-        m.load_state_dict(state)
-        groups = _groups(_test_ranks(run), d.cold)
+        groups = row["groups"]  # the epoch's own test evaluation: no second pass with its weights
         res.states[ck] = state
         res.checkpoints[ck] = {"epoch": row["epoch"], "score": row["score"], "source_acc": float("nan"),
                                "target_acc": groups["all"][f"ndcg@{K}"], "groups": groups}
