@@ -9,6 +9,11 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Tests read the real data through LEPTON_DATA_DIR (CI sets it); default to ../shared/data.
 os.environ.setdefault("LEPTON_DATA_DIR", str(SHARED_DATA))
+# Each test has its own LEPTON_HOME, and the map process and `lepton map` keep numba's compiled
+# UMAP code under it: one cache for the session's processes compiles UMAP once, not once per home
+# (about 30 s each on this 2-core machine). A cache only: numba checks it against the source files.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(__import__("tempfile").gettempdir(),
+                                                      f"lepton-tests-numba-cache-{os.getuid()}"))
 
 
 def pytest_configure(config):

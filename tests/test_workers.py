@@ -75,7 +75,7 @@ def test_the_map_process_answers_with_the_maps_of_the_core(tmp_path):
     from lepton.training import train
     kb = KnowledgeBase(tmp_path / "kb")
     rid = train(RunConfig(*PAIR, "source-only", epochs=1, eval_cap=100), kb=kb, feature_cap=50).run_id
-    w = MapWorker(kb.home)
+    w = MapWorker(kb.home, warm_up=False)  # the UMAP warm-up (minutes here, twice) is the browser test's
     try:
         first = w.submit("map", run_id=rid, method="pca")
         assert first[0] in ("pending", "done")
