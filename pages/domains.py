@@ -106,7 +106,9 @@ if not lesson:
     st.caption("A .zip of an image or audio folder laid out `root/<class>/<image or clip>` (WAV, FLAC, OGG), a "
                "feature table (.csv/.tsv with a `label` column, .npz, .mat; flattened images: name it "
                "`file.csv#shape=16x16` on the command line), or texts (.csv/.tsv/.jsonl with a `text` and a `label` column; no "
-               f"label column: an unlabelled target). Up to {user_domains.upload_limit_bytes() / 1e6:.0f} MB; uploads are "
+               "label column: an unlabelled target), or interactions for recommendation (.csv with `user` and `item` "
+               "columns, optional `rating`, `timestamp`, `title`, `genres` and `domain`: one domain per value of "
+               f"`domain`, named `<name>-<value>`). Up to {user_domains.upload_limit_bytes() / 1e6:.0f} MB; uploads are "
                "read as data only (no pickles, no links or paths outside the folder).")
     with st.form("upload_form", clear_on_submit=True):
         up = st.file_uploader("File", type=["zip", "csv", "tsv", "npz", "mat", "jsonl"], key="upload",
@@ -129,7 +131,9 @@ if not lesson:
                 st.error(str(e), icon=":material/block:")
             else:
                 state.clear_domains()
-                st.session_state["upload_ok"] = new_name.strip()
+                parts = user_domains.upload_parts(new_name.strip(), state.home())
+                st.session_state["upload_ok"] = new_name.strip() + (
+                    f"** and, one per value of its domain column, **{'**, **'.join(parts)}" if parts else "")
                 st.rerun()
     if "upload_ok" in st.session_state:
         st.success(f"Added **{st.session_state.pop('upload_ok')}**: it is now in every domain picker.")

@@ -2,12 +2,13 @@
 import pandas as pd
 import streamlit as st
 
-from ui import charts, explore, state, widgets
+from ui import charts, explore, recommend, state, widgets
 
 state.require_app_frame()
 lesson = state.lesson()
 widgets.intro("Explore a run", "How well did the model do on each domain, and what does its feature space look "
-              "like? In the map each dot is a test image; when adaptation works, source and target dots mix.")
+              "like? In the map each dot is a test example (an image, a text, a clip; a user or an item of a "
+              "recommendation run); when adaptation works, source and target dots mix.")
 
 kb = state.kb()
 runs = explore.finished_runs()
@@ -23,14 +24,8 @@ cfg, summary = info["config"], info["summary"]
 for msg in summary.get("diagnosis", []):
     st.warning(msg[0].upper() + msg[1:], icon=":material/warning:")
 
-if cfg.get("task") == "ranking":  # a recommendation run: HR@10 / NDCG@10 per user group, no accuracy
-    st.subheader("Recommendation: where each user's held-out item ranked")
-    st.caption(summary.get("harmonisation", {}).get("protocol", "") + ". **cold-start**: users who kept only "
-               f"{cfg['hparams'].get('cold_start_k', 0)} target interaction(s) for training. The label-free choice "
-               "is judged on warm users' validation items; the oracle on the test items, for comparison only.")
-    st.dataframe(explore.ranking_table(summary), hide_index=True, key="ranking_table")
-    st.info("The map and the per-user recommendation view of recommendation runs are not in the app yet; "
-            "`python -m lepton kb show RUN` prints the same numbers.", icon=":material/info:")
+if cfg.get("task") == "ranking":  # a recommendation run: HR@10 / NDCG@10 per user group, embeddings, top-10s
+    recommend.show(run_id, info)
     st.stop()
 
 tab_acc, tab_map = st.tabs([":material/bar_chart: Accuracy", ":material/scatter_plot: Feature map"])

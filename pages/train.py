@@ -1,6 +1,7 @@
 """Train: pick source and target, a method and its settings, start a run and watch it live."""
 import streamlit as st
 
+from lepton.data.catalog import domain_modality
 from lepton.config import AUTO_EPOCHS, AUTO_MIN_STEPS, EPOCHS, PROTOCOLS, SCALINGS, SELECTION_SCORES, STEPS, RunConfig
 from lepton.methods import METHODS, method_names
 from lepton.training import jobs as core_jobs
@@ -30,10 +31,20 @@ with right:
                                    help="The model is tested here; only the images (not the labels) are used.")
     images.show_grid(target, per_class=2, tile=32)
 
-names = method_names()  # classification; recommenders (ranking) train from the CLI for now
+ranking = domain_modality(source) == "interactions"  # a recommendation pair: recommenders rank target items
+if ranking:
+    st.info("A **recommendation** pair: users shared by both domains carry what they liked in the source to the "
+            "target. Each user's latest target interaction is held out and ranked (HR@10, NDCG@10); a share of the "
+            "users are made **cold-start** (only `cold_start_k` target interactions kept, in the advanced settings). "
+            "bpr-mf is the no-transfer baseline.", icon=":material/movie:")
+names = method_names("ranking" if ranking else "classification")
+default = "emcdr" if ranking else state.DEFAULT_METHOD
+if st.session_state.get("method", default) not in names:  # switched between classification and recommendation
+    del st.session_state["method"]  # the widget starts again from the default of this kind of pair
 c1, c2, c3 = st.columns([2, 1, 1])
-method = c1.selectbox("Method", names, index=names.index(state.DEFAULT_METHOD), key="method", bind="query-params",
-                      help="source-only is the baseline; dann, deep-coral and dan align the domains' features.")
+method = c1.selectbox("Method", names, index=names.index(default), key="method", bind="query-params",
+                      help="bpr-mf is the no-transfer baseline; cmf and emcdr carry the source to the target's users."
+                      if ranking else "source-only is the baseline; dann, deep-coral and dan align the domains' features.")
 epochs = c2.number_input("Epochs (0: auto)", 0, EPOCHS[1], 0, key="epochs", bind="query-params",
                          help=f"Passes over the largest training domain (source or target), the same for every "
                          f"method, so a small source does not starve the run. 0: {AUTO_EPOCHS} epochs, or more "
@@ -53,25 +64,28 @@ if not lesson:
         batch_size = a.number_input("Batch size", 2, 4096, 64, key="batch_size", help="Examples per domain per step.")
         device = b.selectbox("Device", core_jobs.available_devices(), key="device",
                              help="auto uses a GPU when there is one.")
-        select = c.selectbox("Label-free checkpoint score", list(SELECTION_SCORES), key="select",
-                             help="How the run picks its epoch without target labels. dev: deep embedded "
-                             "validation (You et al. 2019), the source validation loss weighted by how target-like "
-                             "each example's features are.")
+        if not ranking:  # a recommendation run has no checkpoint score, scaling, protocol or encoder to choose
+            select = c.selectbox("Label-free checkpoint score", list(SELECTION_SCORES), key="select",
+                                 help="How the run picks its epoch without target labels. dev: deep embedded "
+                                 "validation (You et al. 2019), the source validation loss weighted by how "
+                                 "target-like each example's features are.")
         a, b, c = st.columns(3)
         steps = a.number_input("Steps (0: use the epochs)", 0, STEPS[1], 0, key="steps",
                                help="The training budget in optimisation steps, whatever the data's size. A run of a "
                                "few dozen steps is too short for adaptation methods: you will get a warning.")
-        scaling = b.selectbox("Input scaling (feature tables)", list(SCALINGS), key="scaling",
-                              help="auto standardises tables with the source and target training rows' mean and "
-                              "spread (no labels); images keep pixels in [0, 1]. domain-standard: each domain by its "
-                              "own rows.")
-        protocol = c.selectbox("Evaluation protocol", list(PROTOCOLS), key="protocol",
-                               help="inductive: the target's test split. transductive: every target row (the field's "
-                               "published protocol). Training never sees target labels either way.")
-        stored = explore.finished_runs()
-        init_from = st.selectbox("Start from the encoder of a stored run (transfer)", [None] + list(stored.get("run_id", [])),
-                                 key="init_from", format_func=lambda r: "no: fresh random weights" if r is None
-                                 else explore.run_label(stored)(r), help="Reuse features learnt in an earlier run.")
+        if not ranking:
+            scaling = b.selectbox("Input scaling (feature tables)", list(SCALINGS), key="scaling",
+                                  help="auto standardises tables with the source and target training rows' mean and "
+                                  "spread (no labels); images keep pixels in [0, 1]. domain-standard: each domain by "
+                                  "its own rows.")
+            protocol = c.selectbox("Evaluation protocol", list(PROTOCOLS), key="protocol",
+                                   help="inductive: the target's test split. transductive: every target row (the "
+                                   "field's published protocol). Training never sees target labels either way.")
+            stored = explore.finished_runs()
+            init_from = st.selectbox("Start from the encoder of a stored run (transfer)",
+                                     [None] + list(stored.get("run_id", [])), key="init_from",
+                                     format_func=lambda r: "no: fresh random weights" if r is None
+                                     else explore.run_label(stored)(r), help="Reuse features learnt in an earlier run.")
 
 config = RunConfig(source=(source, *extra), target=target, method=method, hparams=hparams, epochs=int(epochs) or None,
                    batch_size=int(batch_size), seed=int(seed), device=device, select=select, init_from=init_from,

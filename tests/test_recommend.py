@@ -149,7 +149,28 @@ def test_cli_trains_emcdr_and_prints_cold_start_and_all_users(capsys):
     run = kb.get_run(df["run_id"][0])
     assert run["summary"]["checkpoints"]["selected"]["groups"]["cold-start"]["n"] > 100
     f = kb.load_features(df["run_id"][0])
-    assert f["features"].shape[1] == 32 and set(np.unique(f["domain"])) == {0, 1}
+    assert f["features"].shape[1] == 32 and set(np.unique(f["domain"])) == {0, 1, 2, 3}  # users, then items
+    items = f["domain"] >= 2
+    assert (f["labels"][items] >= 2).all() and "Romance" in f["class_names"]  # items coloured by genre
+
+    # the stored top-10s agree with the stored metrics, and never list a training positive
+    rid = df["run_id"][0]
+    rec = kb.read_arrays(rid, "recommendations.npz")
+    groups = run["summary"]["checkpoints"]["selected"]["groups"]
+    assert (rec["rank"] < 10).mean() == pytest.approx(groups["all"]["hr@10"])
+    assert (rec["rank"][rec["cold"]] < 10).mean() == pytest.approx(groups["cold-start"]["hr@10"])
+    from lepton.training import plan
+    data = plan(RunConfig.from_dict(run["config"])).data
+    assert all(not set(rec["top"][r]) & set(data.seen_t[u]) for r, u in enumerate(rec["user"]))
+    assert (rec["catalogue_rank"] >= rec["rank"]).mean() > 0.95  # more items to beat than 99 sampled ones
+
+    cold = str(rec["user_id"][np.flatnonzero(rec["cold"])[0]])
+    assert main(["kb", "recommend", rid]) == 0  # default: the first cold-start user
+    out = capsys.readouterr().out
+    assert f"user {cold} (cold-start" in out and "source history" in out and "held-out item ranked" in out
+    assert "no other run on the same split" in out and out.count("\n  ") >= 10
+    assert main(["kb", "recommend", rid, "--user", "no-such-user"]) != 0
+    assert "is not an evaluated target user" in capsys.readouterr().err
 
 
 def test_cli_trains_on_a_users_own_interactions_file(tmp_path, capsys):
@@ -166,6 +187,31 @@ def test_cli_trains_on_a_users_own_interactions_file(tmp_path, capsys):
     assert main(["train", "--source", p + "#domain=books", "--target", p + "#domain=music", "--method", "cmf",
                  "--hparams", '{"cold_start_k": 30}', "--quiet", "--no-store"]) != 0
     assert "cold_start_k=30 is more than" in capsys.readouterr().err
+
+
+def test_an_uploaded_interactions_file_becomes_one_domain_per_value_of_its_domain_column(tmp_path):
+    from lepton.data import list_domains, user_domains
+    rng = np.random.default_rng(1)
+    lines = ["user,item,rating,title,genres,domain"]
+    for u in range(40):
+        for dom in ("books", "music"):
+            for i in rng.choice(30, 6, replace=False):
+                lines.append(f"u{u},{dom[0]}{i},{rng.integers(3, 6)},{dom.title()} no. {i},{dom}|fun,{dom}")
+    raw = ("\n".join(lines) + "\n").encode()
+    home = tmp_path / "home"
+    user_domains.add_user_domain("shop", "shop.csv", raw, None, home)
+    assert user_domains.upload_parts("shop", home) == ["shop-books", "shop-music"]
+    mods = {d["name"]: d["modality"] for d in list_domains()}
+    assert mods["shop-books"] == mods["shop-music"] == "interactions"
+    books = load_domain("shop-books")
+    assert books.notes["n_users"] == 40 and len(books.x_train) == 240
+    assert books.notes["items"]["b3"] == {"title": "Books no. 3", "genres": ["books", "fun"]}
+    r = train(RunConfig("shop-books", "shop-music", "cmf", epochs=1, hparams={"n_negatives": 20}), record=False)
+    assert r.status == "completed"
+    with pytest.raises(user_domains.UploadError, match="already taken"):  # another upload's domain names
+        user_domains.add_user_domain("shop-books", "x.csv", raw, None, home)
+    user_domains.remove_user_domain("shop", home)
+    assert not {"shop", "shop-books", "shop-music"} & {d["name"] for d in list_domains()}
 
 
 @ml

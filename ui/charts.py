@@ -44,6 +44,20 @@ def accuracy_curves(history: Sequence[dict], epochs: Optional[int] = None, title
     return _layout(fig, title)
 
 
+def ranking_curves(history: Sequence[dict], epochs: Optional[int] = None, title: str = "NDCG@10 per epoch") -> go.Figure:
+    """A ranking run's NDCG@10 per epoch: all and cold-start test users, and the warm users'
+    validation items (the label-free checkpoint score)."""
+    fig = go.Figure()
+    x = [h.get("epoch") for h in history]
+    for key, name, color, dash in (("target_acc", "test users", TARGET, None), ("target_cold", "cold-start test users",
+                                   SOURCE, None), ("score", "validation (label-free choice)", EXTRA, "dot")):
+        fig.add_trace(go.Scatter(x=x, y=[h.get(key) for h in history], name=name, mode="lines+markers",
+                                 line=dict(color=color, width=3, dash=dash)))
+    fig.update_yaxes(rangemode="tozero", tickformat=".0%", title=None)
+    fig.update_xaxes(title=None, dtick=1, range=[0.8, max(epochs or 1, len(x)) + 0.2] if x else None)
+    return _layout(fig, title)
+
+
 def loss_curves(history: Sequence[dict], title: str = "Losses per epoch (mean over steps)") -> go.Figure:
     """Each loss the method reports, per epoch."""
     df = history_frame(history)

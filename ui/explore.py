@@ -130,29 +130,35 @@ def _aligned_pca(run_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner="Computing the map …", max_entries=64)
-def _single_pca(run_id: str, epoch: int) -> pd.DataFrame:
+def _single_pca(run_id: str, epoch: int, domains: Optional[tuple] = None) -> pd.DataFrame:
     from lepton.evaluation import projection
-    return _clean(projection.compute_map(state.kb(), run_id, epoch=epoch, method="pca"))
+    return _clean(projection.compute_map(state.kb(), run_id, epoch=epoch, method="pca",
+                                         domains=list(domains) if domains else None))
 
 
-def _frames(run_id: str, epoch: int, method: str, aligned: bool) -> Tuple[Optional[pd.DataFrame], bool]:
-    """``(frames, pending)``: PCA here (milliseconds); UMAP and t-SNE from the server's map process."""
+def _frames(run_id: str, epoch: int, method: str, aligned: bool,
+            domains: Optional[tuple] = None) -> Tuple[Optional[pd.DataFrame], bool]:
+    """``(frames, pending)``: PCA here (milliseconds); UMAP and t-SNE from the server's map process.
+    ``domains``: snapshot domain ids to map (default all; not with ``aligned``)."""
     if method == "pca":
-        return (_aligned_pca(run_id) if aligned else _single_pca(run_id, epoch)), False
+        return (_aligned_pca(run_id) if aligned else _single_pca(run_id, epoch, domains)), False
     kw = {"run_id": run_id, "method": method} if aligned else {"run_id": run_id, "epoch": epoch, "method": method}
+    if domains:
+        kw["domains"] = list(domains)
     status, value = state.map_worker().submit("aligned" if aligned else "map", **kw)
     if status == "error":
         raise RuntimeError(value)
     return (_clean(value) if status == "done" else None), status == "pending"
 
 
-def map_frame(run_id: str, epoch: int, method: str, aligned: bool) -> Tuple[pd.DataFrame, Optional[tuple], str]:
+def map_frame(run_id: str, epoch: int, method: str, aligned: bool,
+              domains: Optional[tuple] = None) -> Tuple[pd.DataFrame, Optional[tuple], str]:
     """``(points, axis ranges or None, the projection drawn)`` of the map at one epoch. While the map
     process fits a UMAP / t-SNE map, the PCA map is drawn at once (``"pca"`` is returned then)."""
-    df, pending = _frames(run_id, int(epoch), method, aligned)
+    df, pending = _frames(run_id, int(epoch), method, aligned, domains)
     shown = method
     if pending:
-        df, _ = _frames(run_id, int(epoch), "pca", aligned)
+        df, _ = _frames(run_id, int(epoch), "pca", aligned, domains)
         shown = "pca"
     if not aligned:
         return df, None, shown
@@ -176,12 +182,12 @@ def map_view(run_id: str, epoch: int, method: str, aligned: bool, color_by: str)
     return df, _figure(run_id, int(epoch), shown, aligned, color_by, df, ranges), shown != method
 
 
-def wait_for_map(run_id: str, epoch: int, method: str, aligned: bool) -> None:
+def wait_for_map(run_id: str, epoch: int, method: str, aligned: bool, domains: Optional[tuple] = None) -> None:
     """A small fragment that polls the map process once a second and reruns the page when the map is in."""
     @st.fragment(run_every=1.0)
     def poll() -> None:
         try:
-            _, pending = _frames(run_id, int(epoch), method, aligned)
+            _, pending = _frames(run_id, int(epoch), method, aligned, domains)
         except RuntimeError:
             pending = False
         if not pending:

@@ -72,6 +72,17 @@ def show_grid(name: str, caption: Optional[str] = None, per_class: int = 4, tile
         d = state.domain(name)
         import pandas as pd
         labels = [d.class_names[i] if 0 <= i < len(d.class_names) else "no label" for i in d.y_train[:5]]
+        if d.modality == "interactions":
+            items = d.notes.get("items", {})
+            item = d.meta_train["item"]
+            rating = d.x_train[:, 0]
+            df = pd.DataFrame({"user": d.meta_train["user"][:5],
+                               "item": [items.get(i, {}).get("title", i) for i in item[:5]],
+                               "rating": ["–" if np.isnan(v) else f"{v:g}" for v in rating[:5]]})
+            st.dataframe(df, hide_index=True, height=210)
+            st.caption(f"{len(item):,} interactions of {d.notes.get('n_users', 0):,} users with "
+                       f"{d.notes.get('n_items', 0):,} items.")
+            return
         if d.modality == "text":
             df = pd.DataFrame({"label": labels, "text": [t[:240] + (" …" if len(t) > 240 else "") for t in d.x_train[:5]]})
             st.dataframe(df, hide_index=True, height=210, column_config={"text": st.column_config.TextColumn(width="large")})

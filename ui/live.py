@@ -72,10 +72,15 @@ def _draw(s: dict) -> None:
     st.progress(min(1.0, max(0.0, frac)), text=text)
     last = s["history"][-1] if s["history"] else {}
     m = st.columns(4)
-    m[0].metric("source accuracy", _pct(last.get("source_acc")))
-    m[1].metric("target accuracy", "no labels" if last.get("target_labelled") is False else _pct(last.get("target_acc")),
-                help="The target has no labels: it is adapted to, but its accuracy cannot be measured."
-                if last.get("target_labelled") is False else None)
+    if is_ranking(c):
+        m[0].metric("NDCG@10, all test users", _pct(last.get("target_acc")))
+        m[1].metric("NDCG@10, cold-start", _pct(last.get("target_cold")),
+                    help="Users who kept only cold_start_k target interactions for training.")
+    else:
+        m[0].metric("source accuracy", _pct(last.get("source_acc")))
+        m[1].metric("target accuracy", "no labels" if last.get("target_labelled") is False else
+                    _pct(last.get("target_acc")), help="The target has no labels: it is adapted to, but its accuracy "
+                    "cannot be measured." if last.get("target_labelled") is False else None)
     m[2].metric("elapsed", format_seconds(s["elapsed_s"]))
     m[3].metric("remaining", "-" if done else format_seconds(s["remaining_s"]))
     if s["error"]:
@@ -88,8 +93,14 @@ def _draw(s: dict) -> None:
                    + (", ".join(f"{k} {v:.3f}" for k, v in s["last_losses"].items()) or "…"))
 
 
+def is_ranking(config: dict) -> bool:
+    """Whether a job's config (a dict) is a recommendation run (its method ranks items)."""
+    from lepton.methods import METHODS
+    return getattr(METHODS.get(config["method"]), "task", "classification") == "ranking"
+
+
 def _draw_charts(s: dict) -> None:
-    acc, loss = _curves(s["id"], len(s["history"]), s["history"], s["epochs"])
+    acc, loss = _curves(s["id"], len(s["history"]), s["history"], s["epochs"], is_ranking(s["config"]))
     epochs = _snapshot_epochs(s["run_id"])
     left, right = st.columns(2)
     left.plotly_chart(acc, key="live_acc")
@@ -126,9 +137,9 @@ def _live_map(run_id: str, epochs: tuple):
 
 
 @st.cache_resource(max_entries=16, show_spinner=False, hash_funcs={list: lambda _: 0})
-def _curves(job_id: str, n_epochs_done: int, history: list, epochs: int):
+def _curves(job_id: str, n_epochs_done: int, history: list, epochs: int, ranking: bool = False):
     """The two live figures, rebuilt only when an epoch ends (not on every poll)."""
-    return charts.accuracy_curves(history, epochs), charts.loss_curves(history)
+    return (charts.ranking_curves if ranking else charts.accuracy_curves)(history, epochs), charts.loss_curves(history)
 
 
 def results(job_id: str) -> None:
@@ -139,6 +150,18 @@ def results(job_id: str) -> None:
         return
     for msg in res.diagnosis:
         st.warning(msg[0].upper() + msg[1:], icon=":material/warning:")
+    if is_ranking(s["config"]):
+        from . import explore
+        st.dataframe(explore.ranking_table({"table": res.table, "checkpoints": res.checkpoints}), hide_index=True,
+                     key="result_ranking")
+        st.caption("HR@10 / NDCG@10: where each user's held-out target item ranked. **cold-start**: users who kept "
+                   "only cold_start_k target interactions. The label-free choice is judged on warm users' "
+                   "validation items; the oracle on the test items, only for comparison.")
+        if s["run_id"]:
+            st.session_state[state.EXPLORE_RUN_KEY] = s["run_id"]
+            st.page_link("pages/explore.py", label="Explore this run: the user and item map and each user's top-10",
+                         icon=":material/scatter_plot:")
+        return
     st.plotly_chart(charts.accuracy_bars(res.table), key="result_bars")
     from lepton.training.health import selection_gap
     gap = selection_gap(res.checkpoints)

@@ -1,4 +1,4 @@
-"""CLI subcommands over the knowledge base: ``kb list|show|delete|export|shift|gc`` and ``map``;
+"""CLI subcommands over the knowledge base: ``kb list|show|delete|export|shift|recommend|gc`` and ``map``;
 :func:`add_commands` adds them to ``python -m lepton``."""
 from __future__ import annotations
 
@@ -138,6 +138,37 @@ def cmd_shift(args) -> int:
     return 0
 
 
+def cmd_recommend(args) -> int:
+    """``kb recommend RUN [--user ID] [--compare RUN2]``: a user's source history and the target
+    top-10 of the run (and of a run to compare, default the newest bpr-mf baseline on the same split)."""
+    from ..evaluation import recommendations as rec
+    kb = _kb(args)
+    arrays = rec.load(kb, args.run)
+    ids = rec.users(arrays)
+    user = args.user if args.user is not None else ids[0]
+    compare = args.compare
+    if compare is None:
+        others = rec.comparable_runs(kb, args.run)
+        compare = others[0] if others else None
+    view = rec.user_view(kb, args.run, user, compare)
+    if args.json:
+        print(json.dumps(view))
+        return 0
+    print(f"user {view['user']} ({'cold-start' if view['cold'] else 'warm'}; {len(ids)} evaluated users, "
+          f"{int(arrays['cold'].sum())} cold-start)   held-out target item: {view['held_out']}")
+    print(f"source history ({len(view['history'])} liked): " + "; ".join(view["history"][:15])
+          + (" ..." if len(view["history"]) > 15 else ""))
+    for r in view["runs"]:
+        print(f"\n{r['method']} ({r['run_id']}): held-out item ranked {r['rank']} of the protocol's "
+              f"{view['candidates']} candidates ({'a hit' if r['hit'] else 'a miss'} for HR@10), {r['catalogue_rank']} "
+              f"of all {view['catalogue']} target items; top 10 of all items:")
+        for t in r["top"]:
+            print(f"  {t['position']:2d}. {t['title']}{'   <- held-out' if t['held_out'] else ''}")
+    if len(view["runs"]) == 1:
+        print("\n(no other run on the same split to compare; train bpr-mf on this pair with the same settings)")
+    return 0
+
+
 def cmd_map(args) -> int:
     """``map RUN``: 2-D map coordinates as CSV (``--out`` file or standard output).
 
@@ -201,6 +232,12 @@ def add_commands(subparsers) -> None:
             p.add_argument("--out", default=None, help="zip file (default RUN_ID.zip)")
         if name == "shift":
             p.add_argument("--epoch", type=int, default=None, help="'after' epoch (default: last snapshot)")
+    r = ks.add_parser("recommend", help="a user's source history and a recommendation run's target top-10")
+    r.add_argument("run", help="a recommendation run: id, unique prefix or 'latest'")
+    r.add_argument("--user", default=None, help="an evaluated target user's id (default: the first cold-start user)")
+    r.add_argument("--compare", default=None, help="another run on the same split (default: the newest bpr-mf one)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_recommend)
     g = ks.add_parser("gc", help="free the space old runs do not need (keeps their records and models)")
     g.add_argument("--keep", type=int, default=20, help="newest finished runs left whole (default 20)")
     g.add_argument("--dry-run", action="store_true", help="only say what would be removed")

@@ -702,7 +702,8 @@ def _load_text_table(path: Path, opts: Dict[str, str], name: str) -> Domain:
 
 # ----------------------------------------------------------------------------- registration
 
-def register_custom(name: str, path, label: Optional[str] = None, validate: bool = True) -> DomainSpec:
+def register_custom(name: str, path, label: Optional[str] = None, validate: bool = True,
+                    domain: Optional[str] = None) -> DomainSpec:
     """Register an image folder or table under a user-given domain name (used for uploads).
 
     Parameters
@@ -715,6 +716,8 @@ def register_custom(name: str, path, label: Optional[str] = None, validate: bool
         Label column / key of a table.
     validate : bool
         Load the data once now, so that bad data fails here, not later.
+    domain : str, optional
+        An interactions file: only the rows of this value of its ``domain`` column.
 
     Returns
     -------
@@ -733,17 +736,20 @@ def register_custom(name: str, path, label: Optional[str] = None, validate: bool
     p = Path(path).expanduser().resolve()
     if not p.exists():
         raise DataError(f"custom domain {name!r}: {p} does not exist")
-    ref = f"{p}#label={label}" if label else str(p)
+    opts = [f"{k}={v}" for k, v in (("label", label), ("domain", domain)) if v]
+    ref = f"{p}#{','.join(opts)}" if opts else str(p)
 
     def loader(data_dir: Path = None) -> Domain:
         return load_custom(ref, domain_name=name)
 
-    text = not p.is_dir() and (p.suffix.lower() == ".jsonl" or (
+    from .interactions import is_interaction_table
+    inter = not p.is_dir() and p.suffix.lower() in (".csv", ".tsv") and is_interaction_table(p)
+    text = not p.is_dir() and not inter and (p.suffix.lower() == ".jsonl" or (
         p.suffix.lower() in (".csv", ".tsv") and _text_column(p, {}) is not None))
     from .audio import folder_kind
     folder = folder_kind(p) if p.is_dir() else None
-    kind, modality = ((f"{folder} folder", folder) if folder else ("text table", "text") if text
-                      else ("feature table", "features"))
+    kind, modality = ((f"{folder} folder", folder) if folder else ("interactions file", "interactions") if inter
+                      else ("text table", "text") if text else ("feature table", "features"))
     spec = DomainSpec(name, modality, f"custom {kind} {p.name}", loader, files=lambda data_dir: [p])
     if validate:
         loader()

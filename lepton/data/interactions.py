@@ -16,7 +16,8 @@ Domains
   to one side (:func:`pair_interactions`). The data is for research use and not redistributable:
   Lepton reads it from the data folder and never ships it.
 * A user's own file: a ``.csv`` with a ``user`` and an ``item`` column (any case; string ids
-  allowed) and optional ``rating``, ``timestamp`` and ``domain`` columns; ``PATH#domain=books``
+  allowed) and optional ``rating``, ``timestamp``, ``domain``, ``title`` and ``genres``
+  (``|``-separated) columns; ``PATH#domain=books``
   keeps the rows of one domain, ``#scale=1-5`` states the rating scale (ratings outside it are
   refused; without it the scale is the ratings' range). Duplicate (user, item) rows are merged
   (the latest kept) and counted in ``notes``.
@@ -127,6 +128,28 @@ def is_interaction_table(path: Path) -> bool:
     return "user" in cols or "item" in cols
 
 
+def domain_values(path: Path) -> List[str]:
+    """The distinct values of an interactions file's ``domain`` column, sorted (``[]`` without one).
+
+    Raises
+    ------
+    DataError
+        An unreadable file, or an empty value in the ``domain`` column.
+    """
+    import pandas as pd
+    try:
+        df = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except Exception as e:
+        raise DataError(f"{path.name}: cannot be read as a table ({e})") from None
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    if "domain" not in cols:
+        return []
+    vals = df[cols["domain"]].str.strip()
+    if (vals == "").any():
+        raise DataError(f"{path.name}: {int((vals == '').sum())} rows have an empty domain; give every row one")
+    return sorted(set(vals))
+
+
 def load_interaction_table(path: Path, opts: Dict[str, str], name: str) -> Domain:
     """A user's interactions file as a domain (see the module docstring for the columns and options).
 
@@ -192,7 +215,16 @@ def load_interaction_table(path: Path, opts: Dict[str, str], name: str) -> Domai
     keep = np.sort(order[last])
     if len(keep) < len(df):
         notes["duplicates"] = f"{len(df) - len(keep)} duplicate (user, item) rows merged, the latest kept"
-    return interaction_domain(name, users[keep], items[keep], ratings[keep], times[keep], {}, scale, str(path), notes)
+    info: Dict[str, Dict[str, Any]] = {}
+    genre_col = cols.get("genres", cols.get("genre"))
+    if "title" in cols or genre_col is not None:  # optional item names and genres (the map and the top-10 show them)
+        titles = df[cols["title"]].str.strip() if "title" in cols else None
+        for r in keep:
+            info.setdefault(str(items[r]), {"title": titles.iloc[r] if titles is not None else str(items[r]),
+                                       "genres": [g.strip() for g in df[genre_col].iloc[r].split("|") if g.strip()]
+                                       if genre_col is not None else []})
+    return interaction_domain(name, users[keep], items[keep], ratings[keep], times[keep], info, scale, str(path),
+                              notes)
 
 
 def _register() -> None:

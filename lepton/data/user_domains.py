@@ -268,6 +268,9 @@ def load_user_domains(home: Optional[os.PathLike] = None) -> List[str]:
         try:
             register_custom(name, path, entry.get("label"), validate=False)
             names.append(name)
+            for part, value in (entry.get("parts") or {}).items():
+                register_custom(part, path, entry.get("label"), validate=False, domain=value)
+                names.append(part)
         except DataError as e:
             warnings.warn(f"user domain {name!r} skipped: {e}")
     return names
@@ -317,7 +320,12 @@ def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], labe
     if suffix not in UPLOAD_SUFFIXES:
         raise UploadError(f"{filename!r}: upload a .zip of an image folder (root/<class>/<image>) or a "
                           f"feature table ({', '.join(TABLE_SUFFIXES)}); got {suffix or 'no extension'!r}")
-    existing = _read_registry(home).get(name)
+    reg = _read_registry(home)
+    owner = next((n for n, e in reg.items() if name in (e.get("parts") or {})), None)
+    if owner is not None:
+        raise UploadError(f"the name {name!r} is already taken: it is one of the domains of the upload {owner!r} "
+                          "(one per value of its domain column); pick another name")
+    existing = reg.get(name)
     if existing is not None and not replace:
         raise UploadError(f"a domain named {name!r} already exists ({existing.get('filename', 'an upload')}, added "
                           f"{existing.get('added', '?')}); stored runs refer to it by name, so pick another name or "
@@ -336,7 +344,10 @@ def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], labe
             root = staging / f"{stem[:80]}{suffix}"  # the user's file name, so messages name it
             root.write_bytes(raw)
         rel_inside = root.relative_to(staging)
-        register_custom(name, root, label, validate=True)  # reads the data once: bad data fails here
+        spec = register_custom(name, root, label, validate=True)  # reads the data once: bad data fails here
+        parts = _interaction_parts(name, root, home, replace) if spec.modality == "interactions" else {}
+        for part, value in parts.items():
+            register_custom(part, root, label, validate=True, domain=value)
         final = base / name
         if final.exists():
             shutil.rmtree(final)
@@ -345,12 +356,24 @@ def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], labe
         shutil.rmtree(staging, ignore_errors=True)  # a refused upload leaves nothing behind
         raise
     spec = register_custom(name, final / rel_inside, label, validate=False)  # point at the final path
+    for part, value in parts.items():
+        register_custom(part, final / rel_inside, label, validate=False, domain=value)
     reg = _read_registry(home)
-    reg[name] = {"path": (Path(name) / rel_inside).as_posix(), "label": label,
-                 "kind": f"{spec.modality or 'image'} folder" if suffix == ".zip" else "feature table",
+    for old in (reg.get(name) or {}).get("parts", {}):  # a replaced upload's domains that are gone now
+        if old not in parts:
+            _unregister(old)
+    reg[name] = {"path": (Path(name) / rel_inside).as_posix(), "label": label, "parts": parts,
+                 "kind": f"{spec.modality or 'image'} folder" if suffix == ".zip" else
+                 "interactions file" if spec.modality == "interactions" else "feature table",
                  "filename": Path(filename).name, "added": time.strftime("%Y-%m-%d %H:%M:%S"), "bytes": len(raw)}
     _write_registry(reg, home)
     return spec
+
+
+def upload_parts(name: str, home: Optional[os.PathLike] = None) -> List[str]:
+    """The domains an uploaded interactions file with a ``domain`` column added beside ``name``
+    (one per value, ``<name>-<value>``); ``[]`` for other uploads."""
+    return list((_read_registry(home).get(name) or {}).get("parts") or {})
 
 
 def remove_user_domain(name: str, home: Optional[os.PathLike] = None) -> None:
@@ -364,12 +387,38 @@ def remove_user_domain(name: str, home: Optional[os.PathLike] = None) -> None:
     reg = _read_registry(home)
     if name not in reg:
         raise UploadError(f"{name!r} is not an uploaded domain")
-    del reg[name]
+    parts = list((reg.pop(name) or {}).get("parts") or {})
     _write_registry(reg, home)
     shutil.rmtree(domains_dir(home) / name, ignore_errors=True)
+    for n in [name, *parts]:
+        _unregister(n)
+
+
+def _unregister(name: str) -> None:
     if name in DOMAINS._items and name in _custom_names():
         del DOMAINS._items[name]
         _custom_names().discard(name)
     from . import catalog
     for key in [k for k in catalog._CACHE if k[0] == name or k[0].startswith(name + ":")]:
         del catalog._CACHE[key]
+
+
+def _interaction_parts(name: str, path: Path, home, replace: bool) -> Dict[str, str]:
+    """``{"<name>-<value>": value}`` for each value of an interactions file's ``domain`` column: one
+    user domain per kind of item, so a file of books and movies pairs ``mine-books`` with
+    ``mine-movies``. Raises :class:`UploadError` for a part name that is taken or not allowed."""
+    from .interactions import domain_values
+    reg = _read_registry(home)
+    own = set((reg.get(name) or {}).get("parts") or {}) if replace else set()
+    parts = {}
+    for v in domain_values(path):
+        part = f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', v).strip('-').lower() or 'domain'}"
+        if part in parts:
+            raise UploadError(f"the domain values {parts[part]!r} and {v!r} both become the domain name {part!r}; "
+                              "rename one in the file's domain column")
+        if (part in reg or (part in DOMAINS and part not in _custom_names())) and part not in own:
+            raise UploadError(f"the file's domain {v!r} would become {part!r}, a name already taken; pick another "
+                              "name for the upload")
+        check_name(part)
+        parts[part] = v
+    return parts

@@ -11,9 +11,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .files import KBError, call_writing, read_json, write_json, write_npz
+from .files import KBError, call_writing, read_json, read_npz, write_json, write_npz
 
 _DOC_NAMES = ("stage.json", "evaluation.json")
+_ARRAY_NAMES = ("recommendations.npz",)
 _INPUTS_LOCK = threading.Lock()
 _INPUTS: "OrderedDict[tuple, list]" = OrderedDict()
 
@@ -40,6 +41,33 @@ class RunArtifacts:
         rid = self.resolve(run_id)
         p = self.run_dir(rid) / name
         return read_json(p, rid) if p.exists() else None
+
+    def write_arrays(self, run_id: str, name: str, arrays: Dict[str, np.ndarray]) -> None:
+        """Store named arrays (numbers or unicode strings) in a run's folder (atomic):
+        ``recommendations.npz`` (a ranking run's per-user top-10, see
+        :func:`lepton.training.ranking.recommendation_arrays`).
+
+        Raises
+        ------
+        KBError
+            Another name, or a write error (e.g. a full disk).
+        """
+        if name not in _ARRAY_NAMES:
+            raise KBError(f"unknown run array file {name!r}; use one of {', '.join(_ARRAY_NAMES)}")
+        rid = self.resolve(run_id)
+        call_writing(f"{name} of run {rid}", lambda: write_npz(self.run_dir(rid) / name, arrays))
+
+    def read_arrays(self, run_id: str, name: str) -> Optional[Dict[str, np.ndarray]]:
+        """Arrays written by :meth:`write_arrays`, or ``None`` if the run has none.
+
+        Raises
+        ------
+        lepton.kb.files.RunFileError
+            The file is damaged.
+        """
+        rid = self.resolve(run_id)
+        p = self.run_dir(rid) / name
+        return read_npz(p, rid) if p.exists() else None
 
     # ----- map cache ----------------------------------------------------------------------------
     def _map_path(self, run_id: str, key: Dict[str, Any]):

@@ -136,6 +136,15 @@ class Recommender(Method):
     def source_users(self, users: torch.Tensor) -> torch.Tensor:
         return self.user_s(users) if hasattr(self, "user_s") else self.target_users(users)
 
+    def item_features(self, items: np.ndarray, domain: str) -> Optional[np.ndarray]:
+        """Item embeddings ``(I, D)`` float32 of the ``source`` or ``target`` domain's items (for
+        the map), or ``None`` when the method learns none there (BPR-MF's source, popularity)."""
+        emb = getattr(self, "item_s" if domain == "source" else "item_t", None)
+        if emb is None:
+            return None
+        with torch.no_grad():
+            return emb(torch.as_tensor(items, device=self._device)).cpu().numpy().astype(np.float32)
+
     def on_ranking_data(self, data) -> None:
         """Called once before training with the :class:`~lepton.data.interactions.RankingData`."""
 

@@ -229,7 +229,8 @@ class _Stop(Exception):
 
 class RankingRecorder(Callback):
     """Store a ranking run in the knowledge base: config, history, result, the selected
-    checkpoint's user and item embeddings (a feature snapshot for the map)."""
+    checkpoint's user and item embeddings (a feature snapshot for the map) and each evaluated user's
+    top-10 (``recommendations.npz``)."""
 
     def __init__(self, kb, checkpoints: Sequence[str] = ("selected", "last"), feature_cap: int = 2000):
         self.kb, self.checkpoints, self.cap, self.run_id = kb, tuple(checkpoints), int(feature_cap), None
@@ -252,28 +253,119 @@ class RankingRecorder(Callback):
     def on_run_end(self, run, result) -> None:
         if self.run_id is None:
             return
-        if self.cap and "selected" in result.checkpoints:
-            self.kb.write_features(self.run_id, result.checkpoints["selected"]["epoch"], user_snapshot(run, self.cap))
+        if "selected" in result.checkpoints:  # fit_ranking left the selected weights loaded
+            if self.cap and run.method.trains:
+                self.kb.write_features(self.run_id, result.checkpoints["selected"]["epoch"],
+                                       embedding_snapshot(run, self.cap))
+            self.kb.write_arrays(self.run_id, "recommendations.npz", recommendation_arrays(run))
         self.kb.finish_run(self.run_id, result, keep=self.checkpoints)
 
 
-def user_snapshot(run: RankingState, cap: int) -> Dict[str, np.ndarray]:
-    """User embeddings of a seeded sample of users in the source and the target domain, for the map:
-    ``features`` (N, D) float32, ``domain`` (0 source, 1 target), ``index`` (user index), ``labels``
-    (1 for a cold-start user, else 0), ``preds`` (-1), names as in a classification snapshot."""
+#: Snapshot domains of a ranking run: users of each side, then items of each side.
+SNAPSHOT_PARTS = ("source users", "target users", "source items", "target items")
+
+
+def _titles(d: RankingData, ids: Sequence[str]) -> np.ndarray:
+    return np.array([str(d.item_info.get(i, {}).get("title", i)) for i in ids], dtype=str)
+
+
+def _genres(d: RankingData, ids: Sequence[str]) -> List[List[str]]:
+    return [list(d.item_info.get(i, {}).get("genres", [])) for i in ids]
+
+
+def item_genre(genres: List[List[str]]) -> List[str]:
+    """Each item's colour on the map: the first of its genres that not every item of its domain
+    has (a drama domain's items are all Drama; what sets one apart is its other genre), else its
+    first genre, else ``"no genre"``."""
+    common = set.intersection(*(set(g) for g in genres)) if genres else set()
+    return [next((x for x in g if x not in common), g[0] if g else "no genre") for g in genres]
+
+
+def embedding_snapshot(run: RankingState, cap: int) -> Dict[str, np.ndarray]:
+    """Embeddings of a seeded sample of at most ``cap`` users per side and of the items, for the map.
+
+    Returns
+    -------
+    dict
+        A feature snapshot (see :meth:`lepton.kb.KnowledgeBase.load_features`): ``features``
+        (N, D) float32; ``domain`` into :data:`SNAPSHOT_PARTS` (0 source users, 1 target users,
+        2 source items, 3 target items; a method without source item embeddings has none);
+        ``index`` the user or item index; ``labels`` 0 warm / 1 cold-start for users, ``2 + g``
+        for an item of genre ``class_names[2 + g]`` (:func:`item_genre`); ``preds`` -1.
+    """
     d, m = run.data, run.method
     rng = np.random.default_rng(run.config.seed)
-    feats, dom, idx, lab = [], [], [], []
     cold = np.zeros(d.n_users, np.int64)
     cold[d.test_users[d.cold]] = 1
-    for j, (name, users) in enumerate((("source", np.unique(d.train_s[:, 0])), ("target", np.unique(d.test_users)))):
+    genres = {side: item_genre(_genres(d, ids)) for side, ids in (("source", d.items_s), ("target", d.items_t))}
+    names = sorted(set(genres["source"]) | set(genres["target"]))
+    feats, dom, idx, lab = [], [], [], []
+
+    def add(part: int, x: Optional[np.ndarray], index: np.ndarray, labels: np.ndarray) -> None:
+        if x is not None and len(index):
+            feats.append(x), dom.append(np.full(len(index), part, np.int64))
+            idx.append(index.astype(np.int64)), lab.append(labels.astype(np.int64))
+    for j, (side, users) in enumerate((("source", np.unique(d.train_s[:, 0])), ("target", np.unique(d.test_users)))):
         pick = np.sort(rng.choice(users, min(cap, len(users)), replace=False)) if len(users) else users
-        feats.append(m.user_features(pick, name))
-        dom.append(np.full(len(pick), j, np.int64))
-        idx.append(pick.astype(np.int64))
-        lab.append(cold[pick])
+        add(j, m.user_features(pick, side), pick, cold[pick])
+    for j, (side, ids) in enumerate((("source", d.items_s), ("target", d.items_t)), start=2):
+        items = np.arange(len(ids))
+        add(j, m.item_features(items, side), items, np.array([2 + names.index(g) for g in genres[side]], np.int64))
+    src, tgt = ", ".join(d.record["sources"]), d.record["target"]
     return {"features": np.concatenate(feats), "domain": np.concatenate(dom), "index": np.concatenate(idx),
             "labels": np.concatenate(lab), "preds": np.full(sum(map(len, idx)), -1, np.int64),
-            "domain_names": np.array([", ".join(d.record["sources"]), d.record["target"]], dtype=str),
-            "domain_roles": np.array(["source", "target"], dtype=str),
-            "class_names": np.array(["warm", "cold-start"], dtype=str), "epoch": np.int64(0)}
+            "domain_names": np.array([f"{src} users", f"{tgt} users", f"{src} items", f"{tgt} items"], dtype=str),
+            "domain_roles": np.array(["source", "target", "source", "target"], dtype=str),
+            "class_names": np.array(["warm", "cold-start", *names], dtype=str), "epoch": np.int64(0)}
+
+
+def recommendation_arrays(run: RankingState, k: int = K) -> Dict[str, np.ndarray]:
+    """What the run's model recommends to each evaluated target user, for the recommendation view.
+
+    Computed once in the training process with the selected weights, so reading it never runs a model.
+
+    Returns
+    -------
+    dict of np.ndarray
+        Per evaluated user ``u`` (``U`` of them): ``user`` (U,) int64 user index, ``user_id`` (U,)
+        str, ``cold`` (U,) bool, ``held_out`` (U,) int64 target item, ``rank`` (U,) int64 0-based
+        rank of the held-out item under the run's protocol among ``n_candidates`` (its HR@10 counts
+        ``rank < 10``), ``catalogue_rank`` (U,) its 0-based rank over the whole catalogue but the
+        user's training positives (the list ``top`` is cut from), ``top``
+        (U, k) int64 the model's top-``k`` target items over the whole catalogue but the user's
+        training positives; ``history_ptr`` (U + 1,) and ``history`` (H,) int64: user ``r``'s source
+        training positives are ``history[history_ptr[r]:history_ptr[r + 1]]``; ``source_titles`` (S,)
+        and ``target_titles`` (T,) str, ``source_genres`` (S,) and ``target_genres`` (T,) str
+        (``|``-joined); ``all_user_ids`` (n_users,) str, every user's id by user index.
+    """
+    d, m = run.data, run.method
+    m.eval()
+    users = d.test_users
+    n_t = len(d.items_t)
+    kk = min(k, n_t)
+    top = np.empty((len(users), kk), np.int64)
+    full = np.empty(len(users), np.int64)
+    everything = np.arange(n_t)
+    for a in range(0, len(users), 128):
+        u = users[a:a + 128]
+        s = m.scores(u, np.tile(everything, (len(u), 1))).astype(np.float64)
+        for r, uu in enumerate(u):
+            s[r, d.seen_t[uu]] = -np.inf
+        held = s[np.arange(len(u)), d.test_items[a:a + len(u)]][:, None]
+        full[a:a + len(u)] = (s >= held).sum(1) - 1  # ties count against the held-out item, as in the protocol
+        top[a:a + len(u)] = np.argsort(-s, axis=1, kind="stable")[:, :kk]
+    order = np.argsort(d.train_s[:, 0], kind="stable")
+    by_user = d.train_s[order]
+    lo = np.searchsorted(by_user[:, 0], users, "left")
+    hi = np.searchsorted(by_user[:, 0], users, "right")
+    ptr = np.r_[0, np.cumsum(hi - lo)]
+    hist = np.concatenate([by_user[a:b, 1] for a, b in zip(lo, hi)]) if len(users) else np.zeros(0, np.int64)
+    return {"user": users.astype(np.int64), "user_id": np.array([d.users[u] for u in users], dtype=str),
+            "cold": d.cold.astype(bool), "held_out": d.test_items.astype(np.int64),
+            "rank": _test_ranks(run).astype(np.int64), "catalogue_rank": full, "top": top,
+            "n_candidates": np.int64(d.candidates.shape[1] or n_t), "history_ptr": ptr.astype(np.int64),
+            "history": hist.astype(np.int64), "source_titles": _titles(d, d.items_s),
+            "target_titles": _titles(d, d.items_t),
+            "target_genres": np.array(["|".join(g) for g in _genres(d, d.items_t)], dtype=str),
+            "source_genres": np.array(["|".join(g) for g in _genres(d, d.items_s)], dtype=str),
+            "all_user_ids": np.array(d.users, dtype=str)}

@@ -19,9 +19,12 @@ def _clear_caches():
     st.cache_resource.clear()
 
 
-def quick_map(kb, run_id, epoch=None, method="pca"):
+def quick_map(kb, run_id, epoch=None, method="pca", domains=None):
     """A stand-in for projection.compute_map: PCA by SVD of the stored features (no UMAP in unit tests)."""
     f = kb.load_features(run_id, epoch)
+    if domains is not None:  # domain ids only
+        keep = np.isin(f["domain"], domains)
+        f = {**f, **{k: f[k][keep] for k in ("features", "domain", "labels", "preds", "index")}}
     x = f["features"] - f["features"].mean(0)
     u, s, _ = np.linalg.svd(x, full_matrices=False)
     xy = u[:, :2] * s[:2]
@@ -29,6 +32,7 @@ def quick_map(kb, run_id, epoch=None, method="pca"):
     return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "domain": [dom[i] for i in f["domain"]], "domain_id": f["domain"],
                          "label": [cls[i] for i in f["labels"]], "pred": [cls[i] for i in f["preds"]],
                          "correct": f["labels"] == f["preds"], "row": np.arange(len(xy)), "index": f["index"],
+                         "role": [f["domain_roles"][i] for i in f["domain"]],
                          "epoch": f["epoch"]})
 
 

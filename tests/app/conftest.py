@@ -52,7 +52,7 @@ def fast_maps(monkeypatch):
     import types
 
     fake = types.SimpleNamespace(
-        compute_map=lambda kb, run_id, epoch=None, method="umap": quick_map(kb, run_id, epoch, method),
+        compute_map=lambda kb, run_id, epoch=None, method="umap", domains=None: quick_map(kb, run_id, epoch, method, domains),
         aligned_maps=lambda kb, run_id, epochs=None, method="umap": pd.concat(
             [quick_map(kb, run_id, e, method) for e in (epochs or kb.feature_epochs(run_id))], ignore_index=True),
         warm_up=lambda: None)

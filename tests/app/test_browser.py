@@ -192,7 +192,7 @@ def test_stop_a_run_and_see_the_history(server, browser):
     page.get_by_role("button", name="Start training").click()
     # stop once the first epoch is done, so the stopped run has a checkpoint and accuracies
     expect(page.get_by_text(re.compile(r"running — \w+ · epoch ([2-9]|\d\d+)/200"))).to_be_visible(timeout=LONG)
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Stop").click(no_wait_after=True)  # a rerun may look like a navigation that never ends
     expect(page.get_by_text("stopped after")).to_be_visible(timeout=LONG)
     no_exception(page)
 
@@ -230,4 +230,40 @@ def test_benchmark_pair_mnist_to_usps(server, browser):
     expect(the_map.get_by_text("usps")).to_be_visible()
     no_exception(page)
     shot(page, server, "mnist-usps-map")
+    page.close()
+
+
+def test_a_recommendation_run_from_train_to_a_users_top10(server, browser):
+    """MovieLens comedy -> drama from the Train page: the bpr-mf baseline, then emcdr; Explore shows
+    the user map and one user's top-10 beside the baseline's."""
+    from playwright.sync_api import expect
+
+    data = Path(os.environ.get("LEPTON_DATA_DIR", ""))
+    if not (data / "movielens" / "ml-100k" / "u.data").is_file():
+        pytest.skip("LEPTON_DATA_DIR has no movielens/ml-100k (e.g. LEPTON_DATA_DIR=../shared/data)")
+    page = browser.new_page()
+    page.goto(server["url"] + "/?source=movielens-comedy&target=movielens-drama&method=bpr-mf&epochs=1")
+    expect(page.get_by_text("A recommendation pair")).to_be_visible(timeout=LONG)
+    for method in ("bpr-mf", "emcdr"):
+        if method != "bpr-mf":
+            pick(page, "method", method)
+        expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=LONG)
+        wait_idle(page)
+        page.get_by_role("button", name="Start training").click()
+        panel = page.get_by_role("heading", name=f"{method}: movielens-comedy → movielens-drama")
+        expect(panel).to_be_visible(timeout=LONG)  # this run's panel, not the one before
+        expect(page.get_by_text("completed after 1 of 1 epochs")).to_be_visible(timeout=LONG)
+        expect(page.get_by_text("NDCG@10, cold-start")).to_be_visible()
+        expect(page.get_by_text("where each user's held-out target item ranked")).to_be_visible(timeout=60_000)
+        no_exception(page)
+    page.get_by_role("link", name="Explore this run").click()
+    expect(page.get_by_role("heading", name="Explore a run")).to_be_visible(timeout=60_000)
+    page.get_by_role("tab", name="Map").click()
+    expect(page.get_by_test_id("stPlotlyChart").filter(has_text="of the user embeddings").last).to_be_visible(
+        timeout=LONG)
+    page.get_by_role("tab", name="Recommendations").click()
+    expect(page.get_by_text("Held-out target item")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("held-out item's rank")).to_have_count(2, timeout=60_000)  # emcdr beside bpr-mf
+    no_exception(page)
+    shot(page, server, "recommend", asset="recommend.png")
     page.close()

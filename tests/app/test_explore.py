@@ -101,13 +101,42 @@ def test_an_audio_run_colours_the_map_by_speaker_and_plays_a_selection(data_dir,
     assert at.get("audio") and "selected clips, as the model heard them" in texts(at)
 
 
-def test_a_recommendation_run_shows_hr_and_ndcg_per_user_group(data_dir):
-    """A ranking run in the knowledge base: Explore shows its HR@10 / NDCG@10 table, not accuracy bars."""
+def test_a_recommendation_run_shows_results_map_and_a_users_top10_beside_the_baseline(data_dir, fast_maps):
+    """A ranking run in the knowledge base: Explore shows its HR@10 / NDCG@10 table (not accuracy bars),
+    a map of user and of item embeddings with what stands behind selected points, and one user's
+    source history with the top-10 of the run beside the bpr-mf baseline's."""
     from lepton.config import RunConfig
     from lepton.training import train
-    r = train(RunConfig("movielens-comedy", "movielens-drama", "cmf", epochs=1, hparams={"cold_start_k": 1}))
+    hp = {"cold_start_k": 1}
+    base = train(RunConfig("movielens-comedy", "movielens-drama", "bpr-mf", epochs=1, hparams=hp))
+    r = train(RunConfig("movielens-comedy", "movielens-drama", "cmf", epochs=1, hparams=hp))
     at = open_page("explore")
     no_exception(at)
-    table = at.dataframe[0].value
+    frames = lambda: [d.value for d in at.dataframe]  # noqa: E731 - AppTest keeps no dataframe keys
+    table = frames()[0]
     assert set(table["users"]) == {"all", "cold-start", "warm"} and "NDCG@10 %" in table
     assert r.run_id and "cold-start" in texts(at)
+
+    fig = str(at.get("plotly_chart")[0].proto)
+    assert "movielens-comedy users" in fig and "movielens-drama users" in fig
+    at.segmented_control(key="rank_points").set_value("items").run()
+    at.segmented_control(key="rank_colour_items").set_value("genre").run()
+    no_exception(at)
+    fig = str(at.get("plotly_chart")[0].proto)
+    assert "Romance" in fig and "Comedy" in fig  # drama movies by their other genre
+    at.session_state["rank_map_items"] = {"selection": {"points": [{"customdata": [i]} for i in range(5)],
+                                                        "point_indices": list(range(5)), "box": [], "lasso": []}}
+    at.run()
+    no_exception(at)
+    sel = next(f for f in frames() if "genres" in f and "rank" not in f)
+    assert len(sel) == 5 and sel["name"].str.contains(r"\(\d{4}\)").all()  # movie titles with their year
+
+    user = at.selectbox(key="rec_user")
+    assert "cold-start" in user.format_func(user.value)  # cold-start users first
+    assert at.selectbox(key=f"rec_compare_{r.run_id}").value == base.run_id  # the no-transfer baseline
+    tops = [f for f in frames() if "position" in f]
+    assert all(len(t) == 10 for t in tops) and not tops[0]["title"].equals(tops[1]["title"])
+    ranks = [m.value for m in at.metric]
+    assert len(ranks) == 2 and all(v.endswith("of 100") for v in ranks)
+    assert "Held-out target item" in texts(at)
+

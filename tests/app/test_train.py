@@ -174,3 +174,20 @@ def test_budget_scaling_and_protocol_reach_the_run_and_a_short_budget_is_warned(
     from ui import state
     cfg = fake_jobs["jm"].get(at.session_state[state.JOB_KEY]).config
     assert cfg.steps == 30 and cfg.protocol == "transductive" and cfg.scaling == "none"
+
+
+def test_a_recommendation_pair_offers_the_recommenders_and_their_settings(fake_jobs, data_dir):
+    """movielens-comedy -> movielens-drama: the method list holds the recommenders (emcdr by default),
+    the settings the ranking protocol's (cold_start_k ...), not classification's; back on digits, dann."""
+    at = open_page("train", {"source": "movielens-comedy", "target": "movielens-drama"})
+    no_exception(at)
+    method = at.selectbox(key="method")
+    assert method.value == "emcdr" and set(method.options) == {"popularity", "bpr-mf", "cmf", "emcdr"}
+    keys = {w.key for w in at.number_input}
+    assert {"hp_emcdr_cold_start_k", "hp_emcdr_n_negatives", "hp_emcdr_positive_rating"} <= keys
+    assert not [s for s in at.selectbox if s.key in ("select", "scaling", "protocol", "init_from")]
+    assert "recommendation" in texts(at) and "interactions of 943 users" in texts(at)
+    at.selectbox(key="source").set_value("digits").run()
+    at.selectbox(key="target").set_value("digits-rotated").run()
+    no_exception(at)
+    assert at.selectbox(key="method").value == "dann" and at.selectbox(key="select")
