@@ -265,5 +265,5 @@ def test_a_recommendation_run_from_train_to_a_users_top10(server, browser):
     expect(page.get_by_text("Held-out target item")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("held-out item's rank")).to_have_count(2, timeout=60_000)  # emcdr beside bpr-mf
     no_exception(page)
-    shot(page, server, "recommend", asset="recommend.png")
+    shot(page, server, "recommend", asset="screenshot-recommend.png")
     page.close()
