@@ -1,5 +1,6 @@
 """Cross-domain recommendation (issue 15): interaction domains, the ranking protocol, the metrics,
 the recommenders and the CLI, on MovieLens 100K and small files written here."""
+import json
 import math
 
 import numpy as np
@@ -94,6 +95,7 @@ def test_a_bom_and_an_unstated_scale_are_fine(tmp_path):
     ("user,item,rating\nann,a,7\n", "#scale=1-5", "outside the stated scale"),
     ("user,item,rating\nann,a,x\n", "", "not a number"),
     ("user,item,domain\nann,a,books\n", "#domain=films", "no rows have domain"),
+    ("user,item,rating\n", "", "a header but no interactions"),
 ])
 def test_bad_interaction_files_get_a_clear_error(tmp_path, text, opts, match):
     p = _write(tmp_path / "r.csv", text)
@@ -184,6 +186,10 @@ def test_cli_trains_on_a_users_own_interactions_file(tmp_path, capsys):
     assert main(["train", "--source", p + "#domain=books", "--target", p + "#domain=music", "--method", "cmf",
                  "--hparams", '{"n_negatives": 20}', "--epochs", "2", "--quiet", "--no-store"]) == 0
     assert "NDCG@10" in capsys.readouterr().out
+    assert main(["train", "--source", p + "#domain=books", "--target", p + "#domain=music", "--method", "popularity",
+                 "--hparams", '{"n_negatives": 20}', "--json", "--quiet", "--no-store"]) == 0
+    out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert out["history"][0]["source_acc"] is None and out["task"] == "ranking"
     assert main(["train", "--source", p + "#domain=books", "--target", p + "#domain=music", "--method", "cmf",
                  "--hparams", '{"cold_start_k": 30}', "--quiet", "--no-store"]) != 0
     assert "cold_start_k=30 is more than" in capsys.readouterr().err

@@ -140,7 +140,8 @@ def cmd_train(args) -> int:
                    checkpoints=tuple(args.checkpoints))
     stored = {"run_id": result.run_id, "kb": str(kb.home)} if result.run_id else {}
     if args.json:
-        print(json.dumps({**result.summary(), **stored}, default=str))
+        from ..kb.files import json_ready
+        print(json.dumps(json_ready({**result.summary(), **stored}), default=str))  # NaN is not JSON: null
     else:
         _print_result(result)
         if stored:
@@ -184,7 +185,11 @@ def _print_result(result) -> None:
 
 def _print_ranking(result) -> None:
     b, h = result.budget, result.harmonisation
-    print(f"budget: {b.get('steps_done', 0):,} of {b.get('steps', 0):,} optimisation steps   protocol: {h['protocol']}   "
+    from ..methods import METHODS
+    trains = getattr(METHODS.get(result.config.method), "trains", True)
+    spent = (f"{b.get('steps_done', 0):,} of {b.get('steps', 0):,} optimisation steps" if trains else
+             f"no training ({result.config.method} counts the target's training positives)")
+    print(f"budget: {spent}   protocol: {h['protocol']}   "
           f"cold start: {h['cold_start_users']} users keep {h['cold_start_k']} target interaction(s)")
     print(f"{'domain':24s} {'checkpoint':34s} {'users':11s} {'HR@10':>6s} {'NDCG@10':>8s} {'n':>6s}")
     labels = {"selected": "label-free (validation NDCG) [model]", "last": "last epoch",

@@ -177,6 +177,8 @@ def load_interaction_table(path: Path, opts: Dict[str, str], name: str) -> Domai
         if df.empty:
             raise DataError(f"{path.name}: no rows have domain {opts['domain']!r}")
         notes["domain"] = opts["domain"]
+    if df.empty:
+        raise DataError(f"{path.name}: the file has a header but no interactions; add one row per (user, item)")
     users = df[cols["user"]].str.strip().to_numpy(str)
     items = df[cols["item"]].str.strip().to_numpy(str)
     if (users == "").any() or (items == "").any():

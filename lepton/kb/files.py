@@ -41,24 +41,24 @@ def atomic_write_bytes(path: os.PathLike, data: bytes, fsync: bool = False) -> P
     return fileio.atomic_write_bytes(path, data, fsync, write=lambda fh, d: _write_payload(fh, d))
 
 
-def _clean(obj: Any) -> Any:
+def json_ready(obj: Any) -> Any:
     """JSON-ready copy: NaN/inf floats become ``None``, numpy scalars plain numbers."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_ready(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
+        return json_ready(obj.tolist())
     return obj
 
 
 def write_json(path: os.PathLike, obj: Any, fsync: bool = False) -> Path:
     """Write ``obj`` as JSON atomically (non-finite floats stored as ``null``)."""
-    data = json.dumps(_clean(obj), indent=1, sort_keys=True, default=str).encode("utf-8")
+    data = json.dumps(json_ready(obj), indent=1, sort_keys=True, default=str).encode("utf-8")
     return atomic_write_bytes(path, data, fsync)
 
 
