@@ -213,6 +213,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"lepton: error: {message}; see `{self.prog} --help`\n")
 
 
+def cmd_rank(args) -> int:
+    """``rank --target T``: LogME, LEEP and H-score of every stored encoder on T's labelled data."""
+    from ..evaluation.transferability import rank_encoders
+    from ..kb import KnowledgeBase
+    kb = KnowledgeBase(args.home)
+    df = rank_encoders(kb, args.target, data_dir=args.data_dir, cap=args.cap)
+    if args.json:
+        print(df.to_json(orient="records"))
+        return 0
+    print(f"transferability to {args.target} ({int(df['n'].iloc[0]):,} labelled target examples; higher is better; "
+          "best LogME first)")
+    print(f"{'run id':24s} {'method':14s} {'source':28s} {'LogME':>8s} {'LEEP':>8s} {'H-score':>8s}")
+    for r in df.itertuples():
+        print(f"{r.run_id:24s} {r.method:14s} {r.source:28.28s} {r.logme:8.3f} {r.leep:8.3f} {r.h_score:8.3f}")
+    print("LogME (You et al. 2021) and H-score (Bao et al. 2019) judge the features, LEEP (Nguyen et al. 2020) the "
+          "source head's predictions; 'untrained' is a fresh network, the floor. Fine-tune from one with "
+          "`train --init-from RUN`.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..config import AUTO_EPOCHS, AUTO_MIN_STEPS, EPOCHS
     from .kb import add_commands
@@ -236,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     le = sub.add_parser("lessons", help="ready lessons for a class: what to run and what to watch")
     le.add_argument("--json", action="store_true")
     le.set_defaults(func=cmd_lessons)
+    r = sub.add_parser("rank", help="which stored model will transfer best to a labelled target (LogME, LEEP, H-score)")
+    r.add_argument("--target", required=True, help="a labelled image, audio or feature-table domain")
+    r.add_argument("--cap", type=int, default=2000, help="at most this many target examples (a seeded sample)")
+    r.add_argument("--home", default=None, help="knowledge base folder (default $LEPTON_HOME)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_rank)
     t = sub.add_parser("train", help="train a method from a source to a target domain")
     t.add_argument("--source", required=True, nargs="+", metavar="DOMAIN",
                    help="source domain(s); several are trained on together, each stored with the role source")
