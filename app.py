@@ -21,6 +21,7 @@ pages = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
     st.Page("pages/pipeline.py", title="Pipeline", icon=":material/account_tree:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("pages/rank.py", title="Transfer from?", icon=":material/leaderboard:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
     st.Page("pages/domains.py", title="Domains", icon=":material/photo_library:"),
 ]

@@ -217,3 +217,35 @@ def class_distance(per_class: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(type="category", title=None)
     fig.update_yaxes(title="distance / spread")
     return _layout(fig, "How far each class moved between the two domains", height=260)
+
+
+MODEL_BAR, FLOOR_BAR = "#1e3a8a", "#94a3b8"
+
+
+def transfer_scores(df: pd.DataFrame, score: str, name: str, target: str, floor: str = "untrained") -> go.Figure:
+    """One horizontal bar per scored model (rows of ``df``: ``label``, ``run_id``, ``score``), best on
+    top; the floor (``run_id == floor``, an untrained network) grey and hatched, with a dashed line.
+
+    Bars start a little left of the lowest score, not at 0: LEEP is never positive and LogME can be
+    negative, so a longer bar is always a better score.
+    """
+    d = df.sort_values(score, ascending=True, kind="stable")  # plotly draws the first row at the bottom
+    vals = d[score].astype(float)
+    lo, hi = float(vals.min()), float(vals.max())
+    pad = 0.1 * (hi - lo) or 0.1 * abs(hi) or 0.1
+    base = lo - pad
+    is_floor = (d["run_id"] == floor).to_list()
+    fig = go.Figure(go.Bar(
+        y=d["label"], x=vals - base, base=base, orientation="h", text=[f"{v:.3f}" for v in vals],
+        textposition="outside", cliponaxis=False, customdata=d[["run_id"]].to_numpy(),
+        marker=dict(color=[FLOOR_BAR if f else MODEL_BAR for f in is_floor],
+                    pattern=dict(shape=["/" if f else "" for f in is_floor], fgcolor="#475569")),
+        hovertemplate=f"%{{y}}<br>{name} %{{text}}<br>run %{{customdata[0]}}<extra></extra>"))
+    if any(is_floor):
+        fig.add_vline(x=float(vals[d["run_id"] == floor].iloc[0]), line_dash="dash", line_color="#475569",
+                      annotation_text="untrained floor", annotation_position="top")
+    fig.update_xaxes(range=[base, hi + 2.5 * pad], title=f"{name} (higher: predicted to transfer better)",
+                     zeroline=False)
+    fig.update_yaxes(title=None, type="category")
+    return _layout(fig, f"{name} of each stored model on {target}", height=max(240, 90 + 38 * len(d)),
+                   showlegend=False)

@@ -182,19 +182,25 @@ def map_view(run_id: str, epoch: int, method: str, aligned: bool, color_by: str)
     return df, _figure(run_id, int(epoch), shown, aligned, color_by, df, ranges), shown != method
 
 
-def wait_for_map(run_id: str, epoch: int, method: str, aligned: bool, domains: Optional[tuple] = None) -> None:
-    """A small fragment that polls the map process once a second and reruns the page when the map is in."""
+def wait_for(pending: Callable[[], bool], message: str) -> None:
+    """A small fragment that asks ``pending()`` once a second (a map-process answer not in yet; a
+    ``RuntimeError`` counts as in) and reruns the page when it is in; shows ``message`` meanwhile."""
     @st.fragment(run_every=1.0)
     def poll() -> None:
         try:
-            _, pending = _frames(run_id, int(epoch), method, aligned, domains)
+            still = pending()
         except RuntimeError:
-            pending = False
-        if not pending:
+            still = False
+        if not still:
             st.rerun()
-        st.caption(f":material/hourglass_top: {method.upper()} is being fitted in the map process; the PCA map is "
-                   "shown meanwhile.")
+        st.caption(f":material/hourglass_top: {message}")
     poll()
+
+
+def wait_for_map(run_id: str, epoch: int, method: str, aligned: bool, domains: Optional[tuple] = None) -> None:
+    """Poll the map process (:func:`wait_for`) and rerun the page when the map is in."""
+    wait_for(lambda: _frames(run_id, int(epoch), method, aligned, domains)[1],
+             f"{method.upper()} is being fitted in the map process; the PCA map is shown meanwhile.")
 
 
 def _clean(df: pd.DataFrame) -> pd.DataFrame:

@@ -47,9 +47,11 @@ def _step(hp) -> float:
     return float(10 ** math.floor(math.log10(ref)) / (10 if hp.log else 1))
 
 
-def domain_select(label: str, key: str, default: str, help: Optional[str] = None) -> str:
-    """A domain selectbox bound to the URL query string (``?key=name``)."""
-    names = state.domain_names()
+def domain_select(label: str, key: str, default: str, help: Optional[str] = None,
+                  names: Optional[List[str]] = None) -> str:
+    """A domain selectbox bound to the URL query string (``?key=name``); ``names``: the domains offered
+    (default all)."""
+    names = state.domain_names() if names is None else list(names)
     index = names.index(default) if default in names else 0
     return st.selectbox(label, names, index=index, key=key, format_func=state.domain_label, help=help,
                         bind="query-params")

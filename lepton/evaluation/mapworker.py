@@ -16,6 +16,10 @@ it instead of refitting in a loop); a request after that tries again.
 >>> w = MapWorker(kb.home)                                      # doctest: +SKIP
 >>> w.submit("map", run_id=rid, epoch=3, method="umap")         # doctest: +SKIP
 ('pending', None)
+
+It also scores stored encoders for a new target (``kind="rank"``:
+:func:`lepton.evaluation.transferability.rank_encoders`), which runs every stored model forward and
+so stays out of the server process too.
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ _MAX_SENDS = 3  # a request is sent to at most this many processes (then answere
 
 
 def _describe(kind: str, kw: Dict[str, Any]) -> str:
+    if kind == "rank":
+        return f"stored encoders for target {kw.get('target')}"
     from .projection import _LABELS
     method = kw.get("method", "umap")
     label = _LABELS.get(method, str(method))
@@ -59,6 +65,9 @@ def _serve(home: str, requests, responses, warm: bool = True) -> None:
         try:
             if kind == "map":
                 out = projection.compute_map(kb, **kw)
+            elif kind == "rank":  # LogME / LEEP / H-score of stored encoders: torch forward passes, kept off the server
+                from .transferability import rank_encoders
+                out = rank_encoders(kb, **kw)
             else:
                 out = projection.aligned_maps(kb, **kw)
             responses.put(("done", key, out))
@@ -66,6 +75,16 @@ def _serve(home: str, requests, responses, warm: bool = True) -> None:
             responses.put(("error", key, str(e)))
         except Exception as e:  # noqa: BLE001 - sent back to the page as a message
             responses.put(("error", key, f"{type(e).__name__}: {e}"))
+
+
+def _verb(kind: str) -> str:
+    return "scoring" if kind == "rank" else "fitting"
+
+
+def _retry(kind: str, restarts: bool = False) -> str:
+    if kind == "rank":
+        return ("it restarts for the next request: " if restarts else "") + "try again, or rank fewer runs"
+    return ("it restarts for the next map: " if restarts else "") + "try PCA, another epoch or another run"
 
 
 def _exit_words(exitcode: Optional[int]) -> str:
@@ -206,14 +225,14 @@ class MapWorker:
                 return
             first, rest = waiting[0], waiting[1:]
             kind, kw = self._requests.get(first, ("map", {}))
-            self._answer_locked(first, "error", f"the map process crashed ({how}) while fitting {_describe(kind, kw)}; "
-                                "it restarts for the next map: try PCA, another epoch or another run")
+            self._answer_locked(first, "error", f"the map process crashed ({how}) while {_verb(kind)} "
+                                f"{_describe(kind, kw)}; {_retry(kind, restarts=True)}")
             self._crashed[first] = time.monotonic()
             for k in rest:
                 kind, kw = self._requests[k]
                 if self._sends.get(k, 0) >= _MAX_SENDS:
-                    self._answer_locked(k, "error", f"the map process crashed ({how}) again while fitting "
-                                        f"{_describe(kind, kw)}; try PCA, another epoch or another run")
+                    self._answer_locked(k, "error", f"the map process crashed ({how}) again while {_verb(kind)} "
+                                        f"{_describe(kind, kw)}; {_retry(kind)}")
                     self._crashed[k] = time.monotonic()
                 else:
                     self._send_locked(k, kind, kw)  # innocent: queued behind the crash, sent to a fresh process
@@ -225,7 +244,10 @@ class MapWorker:
         ----------
         kind : str
             ``map`` (:func:`lepton.evaluation.projection.compute_map` keywords: ``run_id``, ``epoch``,
-            ``method``, ...) or ``aligned`` (:func:`~lepton.evaluation.projection.aligned_maps`).
+            ``method``, ...), ``aligned`` (:func:`~lepton.evaluation.projection.aligned_maps`) or
+            ``rank`` (:func:`~lepton.evaluation.transferability.rank_encoders` keywords: ``target``,
+            ``runs``, ...; pass ``runs`` explicitly, so a newly stored run asks a new question
+            rather than reading a cached answer).
 
         Returns
         -------

@@ -161,6 +161,16 @@ def score_model(net, x: np.ndarray, y: np.ndarray, batch: int = 256) -> Dict[str
     return {"logme": logme(f, y), "leep": leep(p, y), "h_score": h_score(f, y)}
 
 
+def rankable_runs(kb, modality: str) -> List[str]:
+    """The runs :func:`rank_encoders` scores by default: completed classification runs of ``modality``
+    (``"image"``, ``"audio"``, ``"features"``), newest first."""
+    table = kb.list_runs()
+    if table.empty:
+        return []
+    ok = table[(table["status"] == "completed") & (table["task"] != "ranking")]
+    return [r for r in ok["run_id"] if kb.get_run(r).get("modality") == modality]
+
+
 def rank_encoders(kb, target: str, data_dir=None, cap: int = 2000, seed: int = 0,
                   runs: Optional[List[str]] = None) -> "Any":
     """Score every stored classification run's selected model (and an untrained network, the floor)
@@ -183,14 +193,17 @@ def rank_encoders(kb, target: str, data_dir=None, cap: int = 2000, seed: int = 0
     -------
     pandas.DataFrame
         ``run_id`` (``"untrained"`` for the floor), ``method``, ``source``, ``logme``, ``leep``,
-        ``h_score``, ``n`` (examples scored).
+        ``h_score``, ``n`` (examples scored). ``attrs["skipped"]``: the runs left out, each a dict
+        ``run_id``, ``method``, ``source``, ``reason`` (an encoder for another input size than the
+        target's, harmonised with the run's sources; no class shared with the target): a fine-tuning
+        run started from one of them would be refused too.
 
     Raises
     ------
     lepton.data.DataError
         A target without labels, or text runs only (their TF-IDF vocabulary is the pair's own).
     ValueError
-        No stored run of the target's modality.
+        No stored run of the target's modality, or none that takes the target's inputs.
     """
     import pandas as pd
     from ..data import DataError, load_domain
@@ -203,30 +216,51 @@ def rank_encoders(kb, target: str, data_dir=None, cap: int = 2000, seed: int = 0
     if tgt.modality in ("text", "interactions"):
         raise DataError(f"{target} is a {tgt.modality} domain: ranking stored encoders is for image, audio and "
                         "feature-table domains (a text run's inputs are its own pair's TF-IDF vocabulary)")
-    table = kb.list_runs()
     if runs is None:
-        ok = table[(table["status"] == "completed") & (table["task"] != "ranking")] if not table.empty else table
-        runs = [r for r in ok["run_id"] if kb.get_run(r).get("modality") == tgt.modality]
+        runs = rankable_runs(kb, tgt.modality)
     if not runs:
         raise ValueError(f"the knowledge base has no completed {tgt.modality} run to rank; train one first "
                          f"(e.g. python -m lepton train --source digits --target {target})")
-    rows = []
+    rows, skipped = [], []
     for rid in runs:
         info = kb.get_run(rid)
         cfg = info["config"]
         sources = cfg["source"] if isinstance(cfg["source"], list) else [cfg["source"]]
-        doms, _ = harmonise([load_domain(n, data_dir) for n in sources] + [tgt],
-                            ["source"] * len(sources) + ["target"], cfg.get("scaling", "none"))
-        t = doms[-1]
+        about = {"run_id": rid, "method": cfg["method"], "source": " + ".join(sources)}
+        try:
+            doms, _ = harmonise([load_domain(n, data_dir) for n in sources] + [tgt],
+                                ["source"] * len(sources) + ["target"], cfg.get("scaling", "none"))
+        except DataError as e:  # e.g. no class shared with the target
+            skipped.append({**about, "reason": str(e)})
+            continue
+        t, spec = doms[-1], kb.model_spec(rid)
+        if spec.get("input_shape") and tuple(t.input_shape) != tuple(spec["input_shape"]):  # a fine-tuning run from it would be refused too
+            skipped.append({**about, "reason": f"its encoder takes {_shape(spec['input_shape'])} inputs; {target} "
+                            f"harmonised with its source domains is {_shape(t.input_shape)}"})
+            continue
         # the same seeded sample for every run (harmonising keeps the target's rows and their order)
         pick = np.sort(np.random.default_rng(seed).choice(len(t.y_train), min(cap, len(t.y_train)), replace=False))
         net = kb.load_method(rid)
-        rows.append({"run_id": rid, "method": cfg["method"], "source": " + ".join(sources),
-                     **score_model(net, t.x_train[pick], t.y_train[pick]), "n": len(pick)})
+        rows.append({**about, **score_model(net, t.x_train[pick], t.y_train[pick]), "n": len(pick)})
         if not any(r["run_id"] == "untrained" for r in rows):  # the floor, in the first run's input space
             import torch
             torch.manual_seed(seed)
-            fresh = TransferNet.from_spec(kb.model_spec(rid))
+            fresh = TransferNet.from_spec(spec)
             rows.append({"run_id": "untrained", "method": "none", "source": "-",
                          **score_model(fresh, t.x_train[pick], t.y_train[pick]), "n": len(pick)})
-    return pd.DataFrame(rows).sort_values("logme", ascending=False, kind="stable").reset_index(drop=True)
+    if not rows:
+        raise ValueError(f"none of the {len(runs)} stored {tgt.modality} run(s) can take {target}'s inputs: "
+                         + "; ".join(f"{s['run_id']} ({s['method']}, {s['source']}): {s['reason']}" for s in skipped[:3])
+                         + f". Train one on a source of {target}'s input size first (python -m lepton train "
+                         f"--source SOURCE --target {target})")
+    out = pd.DataFrame(rows).sort_values("logme", ascending=False, kind="stable").reset_index(drop=True)
+    out.attrs["skipped"] = skipped
+    return out
+
+
+def _shape(shape) -> str:
+    """``(1, 8, 8)`` as ``8x8, 1 channel``; a table's ``(D,)`` as ``D features``."""
+    shape = tuple(int(v) for v in shape)
+    if len(shape) == 3:
+        return f"{shape[1]}x{shape[2]}, {shape[0]} channel{'s' if shape[0] > 1 else ''}"
+    return f"{shape[0]} features" if len(shape) == 1 else "x".join(map(str, shape))
