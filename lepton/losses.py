@@ -365,3 +365,233 @@ def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     if pos.shape != neg.shape:
         raise ValueError(f"bpr_loss: pos {tuple(pos.shape)} and neg {tuple(neg.shape)} must have the same shape")
     return -torch.nn.functional.logsigmoid(pos - neg).mean()
+
+
+# ----- the methods that lead the field (issue 16) ----------------------------------------------
+def multilinear_map(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """CDAN's multilinear conditioning ``T(f, g) = f (x) g``, flattened (Long et al., NeurIPS 2018, eq. 4).
+
+    Parameters
+    ----------
+    f : torch.Tensor
+        float ``(B, D)`` features.
+    g : torch.Tensor
+        float ``(B, K)`` class probabilities.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, K * D)``: row ``b`` is ``vec(g_b f_b^T)`` (class ``k``'s block is ``g_bk f_b``).
+    """
+    if f.dim() != 2 or g.dim() != 2 or len(f) != len(g):
+        raise ValueError(f"multilinear_map needs f (B, D) and g (B, K) of the same B; got {tuple(f.shape)} and {tuple(g.shape)}")
+    return torch.bmm(g.unsqueeze(2), f.unsqueeze(1)).reshape(len(f), -1)
+
+
+def conditional_adversarial_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, probs_s: torch.Tensor,
+                                 probs_t: torch.Tensor, entropy_conditioning: bool = True) -> torch.Tensor:
+    """CDAN's domain loss (Long et al., NeurIPS 2018, eq. 7 and sec. 3.3, CDAN+E).
+
+    The discriminator's binary cross-entropy (source 1, target 0) on the multilinear map, each
+    example weighted by ``w = 1 + exp(-H(g))`` (confident predictions count more) when
+    ``entropy_conditioning``; the weights are normalised to mean 1 within each domain and the
+    two domains' weighted means are averaged, as :func:`domain_adversarial_loss` does, so unequal
+    batch sizes weigh the domains equally. Without conditioning it equals that loss.
+
+    Parameters
+    ----------
+    logits_s, logits_t : torch.Tensor
+        ``(n_s,)`` and ``(n_t,)`` discriminator logits.
+    probs_s, probs_t : torch.Tensor
+        ``(n_s, K)`` and ``(n_t, K)`` class probabilities behind them (no gradient is taken through the weights).
+    entropy_conditioning : bool
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    def side(logit, probs, label):
+        logit = logit.reshape(-1)
+        bce = F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, label), reduction="none")
+        if not entropy_conditioning:
+            return bce.mean()
+        h = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1).detach()
+        w = 1.0 + torch.exp(-h)
+        return (w / w.mean() * bce).mean()
+    return 0.5 * (side(logits_s, probs_s, 1.0) + side(logits_t, probs_t, 0.0))
+
+
+def minimum_class_confusion(logits: torch.Tensor, temperature: float = 2.5) -> torch.Tensor:
+    """Minimum class confusion (Jin et al., ECCV 2020, eqs. 1-6) of a target batch.
+
+    With ``p = softmax(logits / T)``, example weights ``w_i = B (1 + exp(-H(p_i))) / sum_j (1 + exp(-H(p_j)))``
+    (no gradient), the class confusion ``C = p^T diag(w) p`` (``K x K``), normalised per column
+    ``C~_jk = C_jk / sum_i C_ik``, the loss is the off-diagonal mass ``(sum_jk C~_jk - tr C~) / K``:
+    0 when no two classes are predicted together, up to ``(K - 1) / K``.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(B, K)`` target logits.
+    temperature : float
+        ``T`` (the paper uses 2.5 for digits and images).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    p = F.softmax(logits / temperature, dim=1)  # (B, K)
+    h = -(p * torch.log(p.clamp_min(1e-12))).sum(1).detach()
+    w = 1.0 + torch.exp(-h)
+    w = len(p) * w / w.sum()
+    c = (p * w[:, None]).t() @ p  # (K, K), symmetric
+    c = c / c.sum(0, keepdim=True).clamp_min(1e-12)
+    k = p.shape[1]
+    return (c.sum() - torch.trace(c)) / k
+
+
+def margin_disparity_discrepancy(y_s: torch.Tensor, y_s_adv: torch.Tensor, y_t: torch.Tensor,
+                                 y_t_adv: torch.Tensor, margin: float = 4.0) -> torch.Tensor:
+    """The adversary's loss of MDD (Zhang et al., ICML 2019, eq. 24; as in Transfer-Learning-Library).
+
+    With ``h_s = argmax y_s`` and ``h_t = argmax y_t`` the main classifier's predictions (no gradient),
+    ``L = margin * CE(y_s_adv, h_s) - mean log(1 - softmax(y_t_adv)[h_t])``: the adversarial head
+    minimises it (agree with the classifier on the source, disagree on the target, the margin
+    disparity); the encoder, behind gradient reversal, maximises it, which shrinks the discrepancy.
+
+    Parameters
+    ----------
+    y_s, y_t : torch.Tensor
+        ``(n_s, K)`` and ``(n_t, K)`` logits of the main head.
+    y_s_adv, y_t_adv : torch.Tensor
+        The adversarial head's logits on the same examples.
+    margin : float
+        ``gamma`` (Transfer-Learning-Library uses 4 for digits and images).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar, at least 0.
+    """
+    hs, ht = y_s.argmax(1).detach(), y_t.argmax(1).detach()
+    src = F.cross_entropy(y_s_adv, hs)
+    q = F.softmax(y_t_adv, dim=1).gather(1, ht[:, None]).squeeze(1)
+    tgt = -torch.log((1.0 - q).clamp_min(1e-6)).mean()
+    return margin * src + tgt
+
+
+def stepwise_feature_norm(f: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
+    """Stepwise adaptive feature norm, SAFN (Xu et al., ICCV 2019, eq. 6).
+
+    ``L = mean_i (||f_i||_2 - (stop_grad(||f_i||_2) + delta))^2``: its gradient enlarges every
+    feature norm by a step of ``delta`` per update (larger-norm features transfer better, the
+    paper's finding). The value is ``delta^2``; what matters is the gradient.
+
+    Parameters
+    ----------
+    f : torch.Tensor
+        ``(B, D)`` features.
+    delta : float
+        The step ``Delta r`` (the paper uses 1.0).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    norm = f.norm(p=2, dim=1)
+    return ((norm - (norm.detach() + delta)) ** 2).mean()
+
+
+def batch_spectral_penalty(fs: torch.Tensor, ft: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Batch spectral penalisation, BSP (Chen et al., ICML 2019, eq. 6).
+
+    ``L = sum_{i <= k} (sigma_{s,i}^2 + sigma_{t,i}^2)``, the ``k`` largest squared singular values
+    of the source and of the target feature batch: adversarial alignment inflates a few
+    directions and so loses discriminability; damping them keeps it.
+
+    Parameters
+    ----------
+    fs, ft : torch.Tensor
+        ``(n_s, D)`` and ``(n_t, D)`` features.
+    k : int
+        Singular values penalised per domain (the paper uses 1).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    _check_pair(fs, ft)
+    ss, st = torch.linalg.svdvals(fs), torch.linalg.svdvals(ft)
+    return (ss[:k] ** 2).sum() + (st[:k] ** 2).sum()
+
+
+def cluster_pseudo_labels(features: torch.Tensor, probs: torch.Tensor, rounds: int = 1):
+    """SHOT's self-supervised pseudo-labels (Liang et al., ICML 2020, eqs. 4-6; the authors' ``obtain_label``).
+
+    Features are extended by a constant 1 and L2-normalised (cosine distance). Class centroids are
+    the probability-weighted means ``c_k = sum_i p_ik f_i / sum_i p_ik``; each example takes its
+    nearest centroid (cosine) among the classes that the model predicts for at least one example;
+    then ``rounds`` times the centroids are recomputed from those hard labels and the examples
+    relabelled.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        float ``(N, D)``.
+    probs : torch.Tensor
+        float ``(N, K)`` class probabilities of the same examples.
+    rounds : int
+        Hard-label refinements (the authors use 1).
+
+    Returns
+    -------
+    labels : torch.Tensor
+        int64 ``(N,)``.
+    centroids : torch.Tensor
+        ``(K, D + 1)`` unit-norm centroids; rows of classes no example is predicted as are zero
+        (never nearest: see :func:`nearest_centroid`).
+    """
+    f = torch.cat([features, torch.ones(len(features), 1, dtype=features.dtype, device=features.device)], 1)
+    f = F.normalize(f, dim=1)
+    k = probs.shape[1]
+    present = torch.bincount(probs.argmax(1), minlength=k) > 0
+
+    def centres(weights):
+        c = weights.t() @ f / (weights.sum(0)[:, None] + 1e-8)  # (K, D+1)
+        c = F.normalize(c, dim=1)
+        return c * present[:, None]
+
+    c = centres(probs)
+    labels = nearest_centroid(f, c, normalised=True)
+    for _ in range(int(rounds)):
+        c = centres(F.one_hot(labels, k).to(f.dtype))
+        labels = nearest_centroid(f, c, normalised=True)
+    return labels, c
+
+
+def nearest_centroid(features: torch.Tensor, centroids: torch.Tensor, normalised: bool = False) -> torch.Tensor:
+    """Index of the nearest centroid by cosine distance, skipping all-zero (absent) centroid rows.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        ``(N, D)``, or ``(N, D + 1)`` already extended and normalised when ``normalised``.
+    centroids : torch.Tensor
+        ``(K, D + 1)`` from :func:`cluster_pseudo_labels`.
+
+    Returns
+    -------
+    torch.Tensor
+        int64 ``(N,)``.
+    """
+    f = features
+    if not normalised:
+        f = torch.cat([f, torch.ones(len(f), 1, dtype=f.dtype, device=f.device)], 1)
+        f = F.normalize(f, dim=1)
+    sim = f @ centroids.t()  # cosine similarity to unit centroids
+    sim = sim.masked_fill((centroids.abs().sum(1) == 0)[None, :], float("-inf"))
+    return sim.argmax(1)

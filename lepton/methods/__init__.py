@@ -3,6 +3,7 @@ fresh seeded instance around a new network."""
 from .base import (COMMON_HPARAMS, METHODS, SOURCE, STREAMS, TARGET, TARGET_ALL, TARGET_FEW, Batch, HParam, Method,
                    build_method, seeded_init)
 from . import supervised, alignment, self_training  # noqa: F401,E402  (registration)
+from . import discriminability, source_free  # noqa: F401,E402  (registration: mcc, afn, shot)
 from .alignment import dann_lambda
 from . import pretraining, multitask, meta  # noqa: F401,E402  (registration: ssl, multitask, maml, reptile)
 from . import recommend  # noqa: F401,E402  (registration: popularity, bpr-mf, cmf, emcdr: the ranking task)

@@ -1,4 +1,4 @@
-"""Feature-alignment domain adaptation: DANN, Deep CORAL, DAN."""
+"""Feature-alignment domain adaptation: Deep CORAL, DAN, and the adversarial DANN, CDAN, MDD (BSP as an option)."""
 from __future__ import annotations
 
 import math
@@ -131,33 +131,63 @@ class DAN(_Aligned):
         return w * dann_lambda(self.progress(step), self.hparams["gamma"]) if self.hparams["schedule"] == "progressive" else w
 
 
+#: BSP as an option of the adversarial methods (Chen et al., ICML 2019): its weight and how many singular values.
+BSP_HPARAMS = {
+    "bsp": HParam(0.0, 0.0, 1.0, "weight of batch spectral penalisation, BSP (Chen et al. 2019; the paper uses 1e-4); "
+                  "0: off"),
+    "bsp_k": HParam(1, 1, 64, "singular values BSP damps per domain"),
+}
+
+
+class _Adversarial(Method):
+    """Shared machinery of the gradient-reversal methods: the ``lambda_p`` schedule, the learning-rate
+    annealing ``mu_p = mu_0 / (1 + 10 p)^0.75`` (Ganin et al., JMLR 2016, sec. 5.2.2) and the
+    optional BSP penalty (:func:`lepton.losses.batch_spectral_penalty`)."""
+
+    HPARAMS = {
+        "trade_off": HParam(1.0, 0.0, 100.0, "maximum weight of the reversed domain gradient"),
+        "gamma": HParam(10.0, 0.1, 100.0, "steepness of the lambda schedule 2/(1+exp(-gamma p))-1"),
+        "lr_anneal": HParam(True, help="anneal the learning rate as mu0/(1+10p)^0.75"),
+        **BSP_HPARAMS,
+    }
+
+    def schedule(self, step: int) -> float:
+        """``lambda = trade_off * lambda_p`` at ``step``; anneals the learning rate as a side effect."""
+        p = self.progress(step)
+        if self.hparams["lr_anneal"]:
+            for g in self.optimizer.param_groups:
+                g["lr"] = self.hparams["lr"] / (1.0 + 10.0 * p) ** 0.75
+        return self.hparams["trade_off"] * dann_lambda(p, self.hparams["gamma"])
+
+    def with_bsp(self, loss: torch.Tensor, fs: torch.Tensor, ft: torch.Tensor, out: Dict[str, float]) -> torch.Tensor:
+        """``loss + bsp * BSP(f_s, f_t)`` when ``bsp > 0`` (and the value in ``out``)."""
+        if self.hparams["bsp"] <= 0:
+            return loss
+        pen = losses.batch_spectral_penalty(fs.float(), ft.float(), int(self.hparams["bsp_k"]))
+        out["bsp"] = pen.item()
+        return loss + self.hparams["bsp"] * pen
+
+
 @METHODS.register("dann")
-class DANN(Method):
+class DANN(_Adversarial):
     """Domain-adversarial neural network (Ganin et al., JMLR 2016) with gradient reversal.
 
     ``L = CE(h(f_s), y_s) + BCE(D(GRL_l(f_s)), 1)/2 + BCE(D(GRL_l(f_t)), 0)/2``: the discriminator
     D minimises the domain loss while the reversal layer GRL makes the encoder maximise it with
     weight ``l = trade_off * lambda_p`` (:func:`dann_lambda`). The learning rate follows the
-    paper's annealing ``mu_p = mu_0 / (1 + 10 p)^0.75`` when ``lr_anneal`` is on.
+    paper's annealing ``mu_p = mu_0 / (1 + 10 p)^0.75`` when ``lr_anneal`` is on. ``bsp > 0`` adds
+    batch spectral penalisation (Chen et al., ICML 2019).
     """
 
     summary = "DANN: domain-adversarial training through a gradient reversal layer"
-    HPARAMS = {
-        "trade_off": HParam(1.0, 0.0, 100.0, "maximum weight of the reversed domain gradient"),
-        "gamma": HParam(10.0, 0.1, 100.0, "steepness of the lambda schedule 2/(1+exp(-gamma p))-1"),
-        "lr_anneal": HParam(True, help="anneal the learning rate as mu0/(1+10p)^0.75"),
-        "disc_hidden": HParam(256, 8, 4096, "hidden units of the domain discriminator"),
-    }
+    HPARAMS = {**_Adversarial.HPARAMS,
+               "disc_hidden": HParam(256, 8, 4096, "hidden units of the domain discriminator")}
 
     def build(self) -> None:
         self.discriminator = DomainDiscriminator(self.net.feature_dim, int(self.hparams["disc_hidden"]))
 
     def update(self, batch: Batch, step: int) -> Dict[str, float]:
-        p = self.progress(step)
-        lam = self.hparams["trade_off"] * dann_lambda(p, self.hparams["gamma"])
-        if self.hparams["lr_anneal"]:
-            for g in self.optimizer.param_groups:
-                g["lr"] = self.hparams["lr"] / (1.0 + 10.0 * p) ** 0.75
+        lam = self.schedule(step)
         with self.autocast():
             fs = self.net.features(batch.xs)  # (B_s, D)
             ft = self.net.features(batch.xt)  # (B_t, D)
@@ -165,7 +195,85 @@ class DANN(Method):
             ds = self.discriminator(grad_reverse(fs, lam))  # (B_s,)
             dt = self.discriminator(grad_reverse(ft, lam))  # (B_t,)
         adv = losses.domain_adversarial_loss(ds.float(), dt.float())
-        self.optimize(cls + adv)
         with torch.no_grad():
             acc = 0.5 * ((ds > 0).float().mean() + (dt <= 0).float().mean())
-        return {"cls": cls.item(), "domain": adv.item(), "domain_acc": acc.item(), "lambda": lam}
+        out = {"cls": cls.item(), "domain": adv.item(), "domain_acc": acc.item(), "lambda": lam}
+        self.optimize(self.with_bsp(cls + adv, fs, ft, out))
+        return out
+
+
+@METHODS.register("cdan")
+class CDAN(_Adversarial):
+    """Conditional domain-adversarial network (Long et al., NeurIPS 2018), CDAN+E by default.
+
+    The discriminator sees the multilinear map ``f (x) g`` of the features and the class
+    probabilities ``g = softmax(h(f))`` (:func:`lepton.losses.multilinear_map`; ``g`` without
+    gradient, as in the authors' code), so it aligns the class-conditional distributions, not only
+    the marginals: ``L = CE(h(f_s), y_s) + L_adv(D(GRL_l(f_s (x) g_s)), D(GRL_l(f_t (x) g_t)))``
+    with the entropy weights ``1 + exp(-H(g))`` when ``entropy_conditioning``
+    (:func:`lepton.losses.conditional_adversarial_loss`). Schedules as DANN; ``bsp > 0`` adds BSP.
+    """
+
+    summary = "CDAN: adversarial alignment conditioned on the classifier's predictions (CDAN+E)"
+    HPARAMS = {**_Adversarial.HPARAMS,
+               "entropy_conditioning": HParam(True, help="weight examples by 1+exp(-entropy) (CDAN+E)"),
+               "disc_hidden": HParam(512, 8, 4096, "hidden units of the domain discriminator")}
+
+    def build(self) -> None:
+        self.discriminator = DomainDiscriminator(self.net.feature_dim * self.n_classes, int(self.hparams["disc_hidden"]))
+
+    def update(self, batch: Batch, step: int) -> Dict[str, float]:
+        lam = self.schedule(step)
+        with self.autocast():
+            fs = self.net.features(batch.xs)  # (B_s, D)
+            ft = self.net.features(batch.xt)  # (B_t, D)
+            ys_logits, yt_logits = self.net.head(fs), self.net.head(ft)
+            cls = F.cross_entropy(ys_logits, batch.ys)
+            gs, gt = F.softmax(ys_logits.float(), 1).detach(), F.softmax(yt_logits.float(), 1).detach()
+            ds = self.discriminator(grad_reverse(losses.multilinear_map(fs, gs.to(fs.dtype)), lam))
+            dt = self.discriminator(grad_reverse(losses.multilinear_map(ft, gt.to(ft.dtype)), lam))
+        adv = losses.conditional_adversarial_loss(ds.float(), dt.float(), gs, gt, self.hparams["entropy_conditioning"])
+        with torch.no_grad():
+            acc = 0.5 * ((ds > 0).float().mean() + (dt <= 0).float().mean())
+        out = {"cls": cls.item(), "domain": adv.item(), "domain_acc": acc.item(), "lambda": lam}
+        self.optimize(self.with_bsp(cls + adv, fs, ft, out))
+        return out
+
+
+@METHODS.register("mdd")
+class MDD(_Adversarial):
+    """Margin disparity discrepancy (Zhang et al., ICML 2019).
+
+    An adversarial head ``h'`` (a second linear head, the same hypothesis class as ``h``) on
+    reversed features plays against the encoder:
+    ``L = CE(h(f_s), y_s) + L_MDD(h(f), h'(GRL_l(f)))`` with
+    ``L_MDD = margin * CE(h'(f_s), argmax h(f_s)) - log(1 - softmax(h'(f_t))[argmax h(f_t)])``
+    (:func:`lepton.losses.margin_disparity_discrepancy`): ``h'`` learns to agree with ``h`` on the
+    source and disagree on the target; the encoder, through the reversal, removes that disparity.
+    ``lambda`` and the learning rate follow DANN's schedules.
+    """
+
+    summary = "MDD: an adversarial head measures the margin disparity between the domains; the encoder shrinks it"
+    HPARAMS = {**{k: v for k, v in _Adversarial.HPARAMS.items() if k not in BSP_HPARAMS},
+               "trade_off": HParam(0.1, 0.0, 100.0, "maximum weight of the reversed gradient (Transfer-Learning-Library's "
+                                   "0.1: at 1 the encoder unlearnt the source on digits)"),
+               "margin": HParam(4.0, 0.0, 100.0, "gamma, how much more the source agreement weighs"),
+               "adv_hidden": HParam(256, 8, 4096, "hidden units of the adversarial head (an MLP D -> h -> K)")}
+
+    def build(self) -> None:
+        d, h = self.net.feature_dim, int(self.hparams["adv_hidden"])
+        self.adv_head = torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.Linear(h, self.n_classes))
+
+    def update(self, batch: Batch, step: int) -> Dict[str, float]:
+        lam = self.schedule(step)
+        with self.autocast():
+            fs = self.net.features(batch.xs)  # (B_s, D)
+            ft = self.net.features(batch.xt)  # (B_t, D)
+            ys_logits, yt_logits = self.net.head(fs), self.net.head(ft)
+            cls = F.cross_entropy(ys_logits, batch.ys)
+            ys_adv = self.adv_head(grad_reverse(fs, lam))
+            yt_adv = self.adv_head(grad_reverse(ft, lam))
+        disc = losses.margin_disparity_discrepancy(ys_logits.float(), ys_adv.float(), yt_logits.float(), yt_adv.float(),
+                                                   self.hparams["margin"])
+        self.optimize(cls + disc)
+        return {"cls": cls.item(), "mdd": disc.item(), "lambda": lam}

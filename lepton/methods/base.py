@@ -156,6 +156,8 @@ class Method(nn.Module):
     DEFAULTS_BEFORE: ClassVar[Dict[int, Dict[str, Any]]] = {}
     needs: ClassVar[Tuple[str, ...]] = (SOURCE, TARGET)
     oracle: ClassVar[bool] = False
+    #: Whether the method adapts a stored run (``init_from`` required, :meth:`load_start`), as source-free SHOT.
+    needs_start: ClassVar[bool] = False
     summary: ClassVar[str] = ""
 
     def __init__(self, net: TransferNet, hparams: Optional[dict] = None, device: Any = "cpu",
@@ -249,6 +251,16 @@ class Method(nn.Module):
         """Called once by the loop before the first step with the whole harmonised training split of
         every source domain, ``(name, x (N, ...), y (N,))`` on the method's device. Methods that
         sample their own tasks (episodes) or build one head per domain override it."""
+
+    def on_target(self, xt: torch.Tensor) -> None:
+        """Called once by the loop before the first step with the whole unlabelled target training
+        split ``(N_t, *input_shape)`` on the method's device, when the method needs :data:`TARGET`
+        (never its labels). Methods that cluster the whole target (SHOT) override it."""
+
+    def load_start(self, state: Dict[str, torch.Tensor]) -> None:
+        """Initialise from a stored run's ``state_dict`` (``init_from``): by default its encoder and
+        transfer module (:meth:`load_encoder`); a method that adapts the whole stored model overrides it."""
+        self.load_encoder(state)
 
     def trainable_parameters(self):
         """Parameters the optimiser updates (default: all)."""

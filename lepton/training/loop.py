@@ -210,6 +210,8 @@ def _train(run: RunState, callbacks, stop_event, snaps) -> None:
     streams = _Streams(run)
     with seeded_init(cfg.seed + 1):
         method.on_data(streams.sources)
+        if streams.xt is not None:
+            method.on_target(streams.xt)
     step = 0
     for epoch in range(1, cfg.epochs + 1):
         method.train()

@@ -134,6 +134,9 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
         _note(notes, "warning", f"source and target are the same domain ({config.target}): nothing is transferred, "
               "so this only measures in-domain accuracy. Pick a different target to see a domain shift.")
     device = resolve_device(config.device)
+    if cls.needs_start and not config.init_from:
+        raise ValueError(f"{config.method} adapts a stored source model with unlabelled target data only: give the run "
+                         f"to start from with --init-from RUN (e.g. a source-only run trained on {config.sources[0]})")
     init_state, init_from = _init_state(config, kb)
     names = [*config.sources, config.target, *config.eval_domains]
     roles = ["source"] * len(config.sources) + ["target"] + ["eval"] * len(config.eval_domains)
@@ -145,6 +148,8 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
         _note(notes, "info", record["scaling_note"])
     srcs = [d for d, r in zip(domains, roles) if r == "source"]
     tgt = domains[roles.index("target")]
+    if cls.needs_start:
+        _same_classes(config, kb, init_from, srcs[0])
     labelled = _labelled_target(cls, hparams, tgt, config, notes)
     n_main = _epoch_rows(cls, config, srcs, tgt, labelled)
     steps_per_epoch = batches_per_pass(n_main, config.batch_size)  # a lone last example joins the batch before
@@ -158,7 +163,7 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
                           total_steps=total, encoder=config.encoder, modality=srcs[0].modality, seed=config.seed,
                           amp=device.type == "cuda", make_head=task.make_head)
     if init_state is not None:
-        method.load_encoder(init_state)
+        method.load_start(init_state)
     return RunState(config, method, task, domains, roles, record, device, steps_per_epoch, total,
                     environment(device), notes, labelled)
 
@@ -227,6 +232,16 @@ def _init_state(config: RunConfig, kb):
         raise ValueError("init_from names a stored run, but no knowledge base was given to read it from")
     rid = kb.resolve(config.init_from)
     return kb.load_state(rid, config.init_checkpoint), rid
+
+
+def _same_classes(config: RunConfig, kb, rid: str, src: Domain) -> None:
+    """A method that keeps the stored head (SHOT) needs the starting run's classes, in its order."""
+    start = [str(c) for c in kb.get_run(rid).get("class_names", [])]
+    have = [str(c) for c in src.class_names]
+    if start and start != have:
+        raise ValueError(f"{config.method} keeps the starting run's classifier, but run {rid} was trained on the classes "
+                         f"{', '.join(start[:12])} and this pair has {', '.join(have[:12])}; start from a run on the "
+                         "same classes")
 
 
 def _labelled_target(cls, hparams, tgt: Domain, config: RunConfig, notes) -> Optional[np.ndarray]:
