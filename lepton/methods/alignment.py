@@ -159,13 +159,19 @@ class _Adversarial(Method):
                 g["lr"] = self.hparams["lr"] / (1.0 + 10.0 * p) ** 0.75
         return self.hparams["trade_off"] * dann_lambda(p, self.hparams["gamma"])
 
-    def with_bsp(self, loss: torch.Tensor, fs: torch.Tensor, ft: torch.Tensor, out: Dict[str, float]) -> torch.Tensor:
-        """``loss + bsp * BSP(f_s, f_t)`` when ``bsp > 0`` (and the value in ``out``)."""
-        if self.hparams["bsp"] <= 0:
-            return loss
-        pen = losses.batch_spectral_penalty(fs.float(), ft.float(), int(self.hparams["bsp_k"]))
-        out["bsp"] = pen.item()
-        return loss + self.hparams["bsp"] * pen
+    def finish(self, cls, adv, ds, dt, fs, ft, lam: float) -> Dict[str, float]:
+        """Step on ``cls + adv`` (plus ``bsp * BSP(f_s, f_t)`` when ``bsp > 0``) and report the losses,
+        the discriminator's accuracy on logits ``ds`` (source) and ``dt`` (target) and ``lambda``."""
+        with torch.no_grad():
+            acc = 0.5 * ((ds > 0).float().mean() + (dt <= 0).float().mean())
+        out = {"cls": cls.item(), "domain": adv.item(), "domain_acc": acc.item(), "lambda": lam}
+        loss = cls + adv
+        if self.hparams["bsp"] > 0:
+            pen = losses.batch_spectral_penalty(fs.float(), ft.float(), int(self.hparams["bsp_k"]))
+            out["bsp"] = pen.item()
+            loss = loss + self.hparams["bsp"] * pen
+        self.optimize(loss)
+        return out
 
 
 @METHODS.register("dann")
@@ -195,11 +201,7 @@ class DANN(_Adversarial):
             ds = self.discriminator(grad_reverse(fs, lam))  # (B_s,)
             dt = self.discriminator(grad_reverse(ft, lam))  # (B_t,)
         adv = losses.domain_adversarial_loss(ds.float(), dt.float())
-        with torch.no_grad():
-            acc = 0.5 * ((ds > 0).float().mean() + (dt <= 0).float().mean())
-        out = {"cls": cls.item(), "domain": adv.item(), "domain_acc": acc.item(), "lambda": lam}
-        self.optimize(self.with_bsp(cls + adv, fs, ft, out))
-        return out
+        return self.finish(cls, adv, ds, dt, fs, ft, lam)
 
 
 @METHODS.register("cdan")
@@ -233,24 +235,21 @@ class CDAN(_Adversarial):
             ds = self.discriminator(grad_reverse(losses.multilinear_map(fs, gs.to(fs.dtype)), lam))
             dt = self.discriminator(grad_reverse(losses.multilinear_map(ft, gt.to(ft.dtype)), lam))
         adv = losses.conditional_adversarial_loss(ds.float(), dt.float(), gs, gt, self.hparams["entropy_conditioning"])
-        with torch.no_grad():
-            acc = 0.5 * ((ds > 0).float().mean() + (dt <= 0).float().mean())
-        out = {"cls": cls.item(), "domain": adv.item(), "domain_acc": acc.item(), "lambda": lam}
-        self.optimize(self.with_bsp(cls + adv, fs, ft, out))
-        return out
+        return self.finish(cls, adv, ds, dt, fs, ft, lam)
 
 
 @METHODS.register("mdd")
 class MDD(_Adversarial):
     """Margin disparity discrepancy (Zhang et al., ICML 2019).
 
-    An adversarial head ``h'`` (a second linear head, the same hypothesis class as ``h``) on
+    An adversarial head ``h'`` (an MLP ``D -> adv_hidden -> K``, as Transfer-Learning-Library's two-layer heads) on
     reversed features plays against the encoder:
     ``L = CE(h(f_s), y_s) + L_MDD(h(f), h'(GRL_l(f)))`` with
     ``L_MDD = margin * CE(h'(f_s), argmax h(f_s)) - log(1 - softmax(h'(f_t))[argmax h(f_t)])``
     (:func:`lepton.losses.margin_disparity_discrepancy`): ``h'`` learns to agree with ``h`` on the
     source and disagree on the target; the encoder, through the reversal, removes that disparity.
-    ``lambda`` and the learning rate follow DANN's schedules.
+    ``lambda`` and the learning rate follow DANN's schedules, with a maximum reversal weight of 0.1
+    (the library's warm-start reversal layer): at 1 the encoder unlearnt the source on digits.
     """
 
     summary = "MDD: an adversarial head measures the margin disparity between the domains; the encoder shrinks it"
