@@ -65,7 +65,9 @@ def test_rank_scores_stored_encoders_and_the_untrained_floor(capsys):
         assert main(["train", *args, "--epochs", "2", "--quiet"]) == 0
     capsys.readouterr()
     assert main(["rank", "--target", "digits-rotated", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    rows = out["ranking"]
+    assert out["skipped"] == []  # both runs take 8x8 grey digits
     assert len(rows) == 3 and {r["method"] for r in rows} == {"source-only", "dann", "none"}
     assert all(math.isfinite(r[k]) for r in rows for k in ("logme", "leep", "h_score"))
     assert [r["logme"] for r in rows] == sorted((r["logme"] for r in rows), reverse=True)

@@ -220,13 +220,15 @@ def cmd_rank(args) -> int:
     kb = KnowledgeBase(args.home)
     df = rank_encoders(kb, args.target, data_dir=args.data_dir, cap=args.cap)
     if args.json:
-        print(df.to_json(orient="records"))
+        print(json.dumps({"ranking": json.loads(df.to_json(orient="records")), "skipped": df.attrs.get("skipped", [])}))
         return 0
     print(f"transferability to {args.target} ({int(df['n'].iloc[0]):,} labelled target examples; higher is better; "
           "best LogME first)")
     print(f"{'run id':24s} {'method':14s} {'source':28s} {'LogME':>8s} {'LEEP':>8s} {'H-score':>8s}")
     for r in df.itertuples():
         print(f"{r.run_id:24s} {r.method:14s} {r.source:28.28s} {r.logme:8.3f} {r.leep:8.3f} {r.h_score:8.3f}")
+    for sk in df.attrs.get("skipped", []):
+        print(f"left out {sk['run_id']} ({sk['method']}, {sk['source']}): {sk['reason']}")
     print("LogME (You et al. 2021) and H-score (Bao et al. 2019) judge the features, LEEP (Nguyen et al. 2020) the "
           "source head's predictions; 'untrained' is a fresh network, the floor. Fine-tune from one with "
           "`train --init-from RUN`.")
