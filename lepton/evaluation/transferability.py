@@ -208,6 +208,7 @@ def rank_encoders(kb, target: str, data_dir=None, cap: int = 2000, seed: int = 0
     import pandas as pd
     from ..data import DataError, load_domain
     from ..data.pairing import harmonise
+    from ..methods import seeded_init
     from ..models import TransferNet
     tgt = load_domain(target, data_dir)
     if not tgt.labelled or len(np.unique(tgt.y_train)) < 2:
@@ -222,18 +223,30 @@ def rank_encoders(kb, target: str, data_dir=None, cap: int = 2000, seed: int = 0
         raise ValueError(f"the knowledge base has no completed {tgt.modality} run to rank; train one first "
                          f"(e.g. python -m lepton train --source digits --target {target})")
     rows, skipped = [], []
+    loaded = {target: tgt}  # each domain read once, each (sources, scaling) harmonised once, whatever the runs
+    paired: Dict[Any, Any] = {}
+
+    def pair(sources, scaling):
+        key = (tuple(sources), scaling)
+        if key not in paired:
+            for n in sources:
+                if n not in loaded:
+                    loaded[n] = load_domain(n, data_dir)
+            doms = [loaded[n] for n in sources]
+            paired[key] = harmonise(doms + [tgt], ["source"] * len(sources) + ["target"], scaling)[0][-1]
+        return paired[key]
+
     for rid in runs:
         info = kb.get_run(rid)
         cfg = info["config"]
         sources = cfg["source"] if isinstance(cfg["source"], list) else [cfg["source"]]
         about = {"run_id": rid, "method": cfg["method"], "source": " + ".join(sources)}
         try:
-            doms, _ = harmonise([load_domain(n, data_dir) for n in sources] + [tgt],
-                                ["source"] * len(sources) + ["target"], cfg.get("scaling", "none"))
+            t = pair(sources, cfg.get("scaling", "none"))
         except DataError as e:  # e.g. no class shared with the target
             skipped.append({**about, "reason": str(e)})
             continue
-        t, spec = doms[-1], kb.model_spec(rid)
+        spec = kb.model_spec(rid)
         if spec.get("input_shape") and tuple(t.input_shape) != tuple(spec["input_shape"]):  # a fine-tuning run from it would be refused too
             skipped.append({**about, "reason": f"its encoder takes {_shape(spec['input_shape'])} inputs; {target} "
                             f"harmonised with its source domains is {_shape(t.input_shape)}"})
@@ -243,9 +256,8 @@ def rank_encoders(kb, target: str, data_dir=None, cap: int = 2000, seed: int = 0
         net = kb.load_method(rid)
         rows.append({**about, **score_model(net, t.x_train[pick], t.y_train[pick]), "n": len(pick)})
         if not any(r["run_id"] == "untrained" for r in rows):  # the floor, in the first run's input space
-            import torch
-            torch.manual_seed(seed)
-            fresh = TransferNet.from_spec(spec)
+            with seeded_init(seed):  # the global RNG restored afterwards (runs may train in this process)
+                fresh = TransferNet.from_spec(spec)
             rows.append({"run_id": "untrained", "method": "none", "source": "-",
                          **score_model(fresh, t.x_train[pick], t.y_train[pick]), "n": len(pick)})
     if not rows:
