@@ -226,11 +226,8 @@ class CDAN(_Adversarial):
 
     def update(self, batch: Batch, step: int) -> Dict[str, float]:
         lam = self.schedule(step)
+        fs, ft, ys_logits, yt_logits, cls = self.source_target_pass(batch)
         with self.autocast():
-            fs = self.net.features(batch.xs)  # (B_s, D)
-            ft = self.net.features(batch.xt)  # (B_t, D)
-            ys_logits, yt_logits = self.net.head(fs), self.net.head(ft)
-            cls = F.cross_entropy(ys_logits, batch.ys)
             gs, gt = F.softmax(ys_logits.float(), 1).detach(), F.softmax(yt_logits.float(), 1).detach()
             ds = self.discriminator(grad_reverse(losses.multilinear_map(fs, gs.to(fs.dtype)), lam))
             dt = self.discriminator(grad_reverse(losses.multilinear_map(ft, gt.to(ft.dtype)), lam))
@@ -265,11 +262,8 @@ class MDD(_Adversarial):
 
     def update(self, batch: Batch, step: int) -> Dict[str, float]:
         lam = self.schedule(step)
+        fs, ft, ys_logits, yt_logits, cls = self.source_target_pass(batch)
         with self.autocast():
-            fs = self.net.features(batch.xs)  # (B_s, D)
-            ft = self.net.features(batch.xt)  # (B_t, D)
-            ys_logits, yt_logits = self.net.head(fs), self.net.head(ft)
-            cls = F.cross_entropy(ys_logits, batch.ys)
             ys_adv = self.adv_head(grad_reverse(fs, lam))
             yt_adv = self.adv_head(grad_reverse(ft, lam))
         disc = losses.margin_disparity_discrepancy(ys_logits.float(), ys_adv.float(), yt_logits.float(), yt_adv.float(),

@@ -310,6 +310,25 @@ class Method(nn.Module):
         loss.backward()
         opt.step()
 
+    def source_target_pass(self, batch: Batch):
+        """One training-mode pass over a batch's source and target inputs (under :meth:`autocast`).
+
+        Returns
+        -------
+        fs, ft : torch.Tensor
+            Features ``(B_s, D)`` and ``(B_t, D)``.
+        logits_s, logits_t : torch.Tensor
+            Head outputs ``(B_s, K)`` and ``(B_t, K)``.
+        cls : torch.Tensor
+            Scalar source cross-entropy ``CE(h(f_s), y_s)``.
+        """
+        import torch.nn.functional as F
+        with self.autocast():
+            fs, ft = self.net.features(batch.xs), self.net.features(batch.xt)
+            logits_s, logits_t = self.net.head(fs), self.net.head(ft)
+            cls = F.cross_entropy(logits_s, batch.ys)
+        return fs, ft, logits_s, logits_t, cls
+
     def _eval_call(self, fn, x: torch.Tensor) -> torch.Tensor:
         was = self.training
         self.eval()

@@ -26,11 +26,7 @@ class MCC(Method):
                "temperature": HParam(2.5, 0.1, 100.0, "temperature T of the target softmax (the paper uses 2.5)")}
 
     def update(self, batch: Batch, step: int) -> Dict[str, float]:
-        with self.autocast():
-            fs = self.net.features(batch.xs)
-            ft = self.net.features(batch.xt)
-            cls = F.cross_entropy(self.net.head(fs), batch.ys)
-            logits_t = self.net.head(ft)
+        _, _, _, logits_t, cls = self.source_target_pass(batch)
         mcc = losses.minimum_class_confusion(logits_t.float(), self.hparams["temperature"])
         self.optimize(cls + self.hparams["trade_off"] * mcc)
         return {"cls": cls.item(), "mcc": mcc.item()}
