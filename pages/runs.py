@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from lepton.kb import matrix
+from lepton.kb import matrix, repeats
 from ui import charts, explore, state, widgets
 
 state.require_app_frame()
@@ -36,6 +36,28 @@ event = st.dataframe(view, hide_index=True, key="runs_table" + (f"_{version}" if
                                         "its numbers are not results; chance: target accuracy at chance"),
                                     "run_id": st.column_config.TextColumn("run", width="small")})
 picked = [runs.iloc[i]["run_id"] for i in (event["selection"]["rows"] if event else []) if i < len(runs)]
+
+groups = repeats.seed_groups(kb, runs)
+if not groups.empty:
+    st.subheader("Repeats over seeds")
+    st.caption("Runs whose settings differ only in their seed (train several with `--seeds 0 1 2`), as mean ± "
+               "sample std over seeds (n = seeds; the newest run when a seed repeats). Tick a row to compare its "
+               "runs below.")
+    gview = groups[["method", "source", "target", "epochs", "seeds", "source_acc_text", "target_acc_text",
+                    "target_acc_last_text", "target_acc_oracle_text", "wall_time_s_mean"]].copy()
+    gview.insert(5, "metric", groups["task"].map({"ranking": "NDCG@10"}).fillna("accuracy"))
+    gev = st.dataframe(gview, hide_index=True, key="seed_groups" + (f"_{version}" if version else ""),
+                       on_select="rerun", selection_mode="multi-row",
+                       column_config={"source_acc_text": st.column_config.TextColumn("source acc (%)"),
+                                      "target_acc_text": st.column_config.TextColumn(
+                                          "target (%)", help="label-free checkpoint, mean ± std (n seeds)"),
+                                      "target_acc_last_text": st.column_config.TextColumn("last epoch (%)"),
+                                      "target_acc_oracle_text": st.column_config.TextColumn(
+                                          "oracle (%)", help="checkpoint picked with target labels, for comparison only"),
+                                      "wall_time_s_mean": st.column_config.NumberColumn("time per run (s)", format="%.1f")})
+    for i in (gev["selection"]["rows"] if gev else []):
+        if i < len(groups):
+            picked += [r for r in groups.iloc[i]["run_ids"] if r not in picked]
 st.caption("Tick rows (left edge) to compare runs." if not picked else f"{len(picked)} run(s) selected.")
 
 if picked:

@@ -126,32 +126,79 @@ def cmd_train(args) -> int:
                     print(f"lepton: {'warning' if note['level'] == 'warning' else 'note'}: {note['message']}",
                           file=sys.stderr, flush=True)
 
-    cfg = RunConfig(source=tuple(args.source), target=args.target, method=args.method,
-                    hparams=_parse_hparams(args.hparams), epochs=args.epochs, batch_size=args.batch_size,
-                    seed=args.seed, device=args.device, select=args.select, eval_domains=tuple(args.eval or ()),
-                    encoder=args.encoder, init_from=args.init_from, scaling=args.scaling, steps=args.steps,
-                    protocol=args.protocol)
+    seeds = [args.seed]
+    if args.seeds is not None:
+        from ..kb.repeats import check_seeds
+        seeds = check_seeds(args.seeds)
+    hparams = _parse_hparams(args.hparams)
     kb = None
     if not args.no_store or args.init_from:
         from ..kb import KnowledgeBase
         kb = KnowledgeBase()
     callbacks = [Notes()] + ([] if args.quiet else [PrintProgress(sys.stderr)])
-    result = train(cfg, kb=kb, callbacks=callbacks, data_dir=args.data_dir, record=not args.no_store,
-                   checkpoints=tuple(args.checkpoints))
-    stored = {"run_id": result.run_id, "kb": str(kb.home)} if result.run_id else {}
-    if args.json:
-        from ..kb.files import json_ready
-        print(json.dumps(json_ready({**result.summary(), **stored}), default=str))  # NaN is not JSON: null
-    else:
-        _print_result(result)
-        if stored:
-            print(f"run id: {stored['run_id']}   knowledge base: {stored['kb']}")
-    for msg in result.diagnosis:
-        print(f"lepton: warning: {msg}", file=sys.stderr)
-    if result.status == "failed":
-        print(f"lepton: error: run failed: {result.error}", file=sys.stderr)
-        return 1
-    return 0
+    results = []
+    for i, seed in enumerate(seeds):
+        cfg = RunConfig(source=tuple(args.source), target=args.target, method=args.method, hparams=hparams,
+                        epochs=args.epochs, batch_size=args.batch_size, seed=seed, device=args.device,
+                        select=args.select, eval_domains=tuple(args.eval or ()), encoder=args.encoder,
+                        init_from=args.init_from, scaling=args.scaling, steps=args.steps, protocol=args.protocol)
+        if len(seeds) > 1 and not args.quiet:
+            print(f"lepton: seed {seed} ({i + 1} of {len(seeds)})", file=sys.stderr, flush=True)
+        result = train(cfg, kb=kb, callbacks=callbacks if i == 0 else callbacks[1:], data_dir=args.data_dir,
+                       record=not args.no_store, checkpoints=tuple(args.checkpoints))
+        results.append(result)
+        stored = {"run_id": result.run_id, "kb": str(kb.home)} if result.run_id else {}
+        if args.seeds is None:
+            if args.json:
+                from ..kb.files import json_ready
+                print(json.dumps(json_ready({**result.summary(), **stored}), default=str))  # NaN is not JSON: null
+            else:
+                _print_result(result)
+                if stored:
+                    print(f"run id: {stored['run_id']}   knowledge base: {stored['kb']}")
+        elif not args.json:
+            _print_seed_line(result)
+        for msg in result.diagnosis:
+            print(f"lepton: warning: {msg}" + (f" (seed {seed})" if len(seeds) > 1 else ""), file=sys.stderr)
+    if args.seeds is not None:
+        from ..kb.repeats import seed_summary
+        summary = seed_summary([r.summary() for r in results])
+        if args.json:
+            from ..kb.files import json_ready
+            runs = [{**r.summary(), "run_id": r.run_id} for r in results]
+            print(json.dumps(json_ready({"seeds": seeds, "runs": runs, "mean_std": summary}), default=str))
+        else:
+            _print_seed_summary(summary, results[0])
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        print(f"lepton: error: run failed{f' (seed {r.config.seed})' if len(seeds) > 1 else ''}: {r.error}",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _print_seed_line(result) -> None:
+    """One line per seed of a ``--seeds`` repeat: its run id and its model's target figure."""
+    ck = result.checkpoints.get("selected", {})
+    metric = "NDCG@10" if result.config.task == "ranking" else "target accuracy"
+    flag = f" ({', '.join(result.flags)})" if result.flags else ""
+    print(f"seed {result.config.seed:<6d} {result.status}{flag}   {metric} (label-free checkpoint) "
+          f"{_fmt(ck.get('target_acc'))}   {result.wall_time_s:.1f} s   run id: {result.run_id or '-'}")
+
+
+def _print_seed_summary(summary, first) -> None:
+    """The mean ± std table of a ``--seeds`` repeat (every figure a single run prints)."""
+    seeds = summary["seeds"]
+    print(f"\nmean ± std over {len(seeds) - len(summary['failed'])} seed(s) ({', '.join(map(str, seeds))}; "
+          f"sample std, ddof 1)   wall time {summary['wall_time_s']['mean']:.1f} ± {summary['wall_time_s']['std']:.1f} s"
+          f" per run")
+    if summary["failed"]:
+        print(f"seeds {', '.join(map(str, summary['failed']))} did not complete and are left out")
+    labels = {"selected": "label-free [model]", "last": "last epoch", "oracle": "oracle-best (target labels)"}
+    print(f"{'domain':24s} {'role':7s} {'split':6s} {'checkpoint':28s} {'metric':9s} {'mean ± std':>15s} {'n':>3s}")
+    for r in summary["table"]:
+        print(f"{r['domain']:24s} {str(r.get('role', r.get('users', ''))):7s} {str(r.get('split', '')):6s} "
+              f"{labels.get(r['checkpoint'], r['checkpoint']):28s} {r['metric']:9s} "
+              f"{100 * r['mean']:7.1f} ± {100 * r['std']:4.1f}% {r['n']:>3d}")
 
 
 def _print_result(result) -> None:
@@ -282,7 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--protocol", default="inductive", choices=["inductive", "transductive"],
                    help="evaluate the target on its test split (inductive) or on all its rows (transductive, the "
                    "field's published protocol); training never sees target labels")
-    t.add_argument("--seed", type=int, default=0)
+    seed = t.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, default=0)
+    seed.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                      help="run the config once per seed (each stored as its own run) and report mean ± std of "
+                      "every figure, e.g. --seeds 0 1 2")
     t.add_argument("--hparams", default=None, help="JSON object of hyper-parameters")
     t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     t.add_argument("--select", default="im", help="label-free checkpoint score: im, snd, source-acc or dev (deep embedded "

@@ -63,6 +63,16 @@ class RunFolders:
             raise KBError(f"invalid run id {run_id!r}; see the stored runs with `python -m lepton kb list`")
         return self.runs_dir / str(run_id)
 
+    def run_config(self, run_id: str) -> Dict[str, Any]:
+        """The stored config of a run (``run.json``'s ``config``; what :class:`RunConfig` wrote).
+
+        Raises
+        ------
+        KBError
+            Invalid id; ``RunFileError`` (a ``KBError``) when ``run.json`` is missing or damaged.
+        """
+        return dict(read_json(self.run_dir(run_id) / "run.json", run_id).get("config", {}))
+
     # ----- recording --------------------------------------------------------------------------
     def begin_run(self, config: Mapping[str, Any], meta: Mapping[str, Any], parent: Optional[str] = None) -> str:
         """Create the folder and a ``running`` row (with this process's pid, host and start time).

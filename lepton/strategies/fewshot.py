@@ -18,20 +18,12 @@ import torch.nn.functional as F
 from ..evaluation.metrics import accuracy, batched
 from ..data.sampling import k_shot_indices
 from ..models import use_generator
+from ..stats import mean_std
 
 
 def draw_seeds(seed: int, draws: int) -> List[int]:
     """Seeds of the k-shot draws: ``[seed, seed + 1, ..., seed + draws - 1]``."""
     return [int(seed) + i for i in range(int(draws))]
-
-
-def mean_std(values: Sequence[float]) -> Dict[str, Any]:
-    """``{"mean", "std", "values"}``; ``std`` is the sample standard deviation (ddof 1, 0 for one value)."""
-    v = np.asarray(values, dtype=float)
-    if len(v) == 0:
-        return {"mean": float("nan"), "std": float("nan"), "values": []}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "values": [float(a) for a in v]}
 
 
 def linear_probe_accuracy(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray) -> float:

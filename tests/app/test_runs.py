@@ -42,3 +42,31 @@ def test_export_and_delete(kb_home):
     at.button(key="delete").click().run()
     no_exception(at)
     assert list(KnowledgeBase(kb_home).list_runs()["method"]) == ["dann"]
+
+
+def test_seed_repeats_are_grouped_with_mean_std(kb_home):
+    """A second seed of the stored source-only config makes a group; ticking it compares both runs."""
+    from lepton.config import RunConfig
+    from lepton.kb import KnowledgeBase
+    from lepton.training import fit
+    from lepton.training.recorder import KBRecorder
+
+    kb = KnowledgeBase(kb_home)
+    fit(RunConfig("digits", "digits-rotated", "source-only", epochs=2, batch_size=128, eval_cap=300, seed=1),
+        [KBRecorder(kb, feature_cap=60, snapshot_every=1)])
+    at = open_page("runs")
+    no_exception(at)
+    assert "Repeats over seeds" in [s.value for s in at.subheader]
+    groups = at.dataframe[1].value
+    assert list(groups["method"]) == ["source-only"] and list(groups["seeds"]) == ["0, 1"]
+    acc = kb.list_runs().query("method == 'source-only'")["target_acc"]
+    assert groups["target_acc_text"].iloc[0] == f"{100 * acc.mean():.1f} ± {100 * acc.std(ddof=1):.1f} (2)"
+    at.session_state["seed_groups"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    no_exception(at)
+    assert "2 run(s) selected" in texts(at)
+
+
+def test_no_repeat_table_without_repeats(kb_home):
+    at = open_page("runs")
+    assert "Repeats over seeds" not in [s.value for s in at.subheader]
