@@ -41,13 +41,15 @@ running = job_id is not None and jm.get(job_id).active
 if st.button("Start pipeline", type="primary", icon=":material/play_arrow:", key="pl_start",
              disabled=blocked or running, help="Runs in the background; you can switch pages meanwhile."):
     try:
-        job_id = jm.start_pipeline(domains, target, stages, int(epochs), int(seed), int(k), draws=int(draws))
+        job_id = jm.start_pipeline(domains, target, stages, int(epochs), int(seed), int(k), draws=int(draws),
+                                   owner=state.owner())
     except (ValueError, KeyError) as e:
         st.error(core_jobs.explain_error(e))
     else:
         st.session_state[state.PIPELINE_KEY] = job_id
         st.rerun()
 
+live.other_runs("pipeline")
 if job_id is not None:
     st.divider()
     live.pipeline_panel(job_id)

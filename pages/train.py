@@ -94,7 +94,7 @@ blocked = widgets.show_problems(state.check(config.to_json()))
 
 jm = state.jobs()
 job_id = state.current_job_id()
-own_active = job_id is not None and job_id in st.session_state.get("own_jobs", []) and jm.get(job_id).active
+own_active = job_id is not None and jm.get(job_id).active  # current_job_id is this session's own
 # Started in the script, not in an on_click callback: a callback gets the config of the previous run,
 # which is stale when the widgets changed and no run has finished since (seen under load).
 # The button stays enabled until the live panel's first full rerun (a fraction of a second); a click
@@ -103,19 +103,15 @@ if st.button("Start training", type="primary", icon=":material/play_arrow:", key
              disabled=blocked or own_active, help="Runs in the background; you can switch pages meanwhile.") \
         and not own_active:
     try:
-        job_id = jm.start(config)
+        job_id = jm.start(config, owner=state.owner())
     except ValueError as e:
         st.error(core_jobs.explain_error(e))
     else:
         st.session_state[state.JOB_KEY] = job_id
-        st.session_state.setdefault("own_jobs", []).append(job_id)
         jm.wait_first_step(job_id, 1.0)  # so the panel below already draws the first progress
         st.session_state[live.JUST_STARTED] = True
 
-others = [j for j in jm.active() if j.id != job_id and j.kind == "run"]
-if others:
-    st.caption(f"{len(others)} other run(s) training on this server: "
-               + ", ".join(f"{j.config.method} {j.config.source_label}→{j.config.target}" for j in others))
+live.other_runs("run")
 if job_id is not None:
     st.divider()
     live.job_panel(job_id)

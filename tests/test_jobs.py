@@ -51,6 +51,25 @@ def test_stop_ends_the_job_as_stopped():
     assert snap["step"] < snap["total"]
 
 
+def test_only_the_owner_a_teacher_or_the_process_may_stop_a_job():
+    jm = JobManager(kb=False, fit_fn=fake_fit(step_s=0.05))
+    mine = jm.start(RunConfig("digits", "digits-rotated", "dann", epochs=50), owner="alice")
+    pipe = jm.start_pipeline(["digits"], "digits-rotated", "source-only", 50, owner="alice")
+    assert [j.id for j in jm.owned("alice")] == [pipe, mine] and jm.owned("bob") == []
+    for jid, what in ((mine, "dann: digits → digits-rotated"), (pipe, "pipeline digits → digits-rotated")):
+        with pytest.raises(PermissionError, match=f"{what} was started in another browser session"):
+            jm.stop(jid, by="bob")
+        assert jm.get(jid).active and not jm.get(jid).stop_event.is_set()
+    jm.stop(mine, by="alice")
+    jm.stop(pipe, by="bob", teacher=True)
+    assert jm.wait(mine, 10)["status"] == "stopped" and jm.wait(pipe, 10)["status"] == "stopped"
+    anon = jm.start(RunConfig("digits", "digits-rotated", "dann", epochs=50))  # started by the process itself
+    with pytest.raises(PermissionError):
+        jm.stop(anon, by="alice")
+    jm.stop(anon)
+    assert jm.wait(anon, 10)["status"] == "stopped"
+
+
 def test_failed_run_has_a_message_not_a_traceback():
     jm = JobManager(kb=False, fit_fn=fake_fit(fail_at=3))
     snap = jm.wait(jm.start(CFG), timeout=10)

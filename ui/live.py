@@ -53,12 +53,31 @@ def _poll(job_id: str, draw, draw_slow=None) -> None:
         charts_panel()
 
 
-def job_panel(job_id: str) -> None:
-    """Draw a training job's panel (progress, metrics, live curves and map), polled while it runs."""
-    _poll(job_id, _draw, _draw_charts)
+def job_panel(job_id: str, watch: bool = False) -> None:
+    """Draw a training job's panel (progress, metrics, live curves and map), polled while it runs.
+
+    ``watch``: another session's run, drawn read-only (a Stop button only for a teacher), with its
+    widgets and charts under their own keys so it can sit beside this session's own panel."""
+    _poll(job_id, lambda s: _draw(s, watch), (lambda s: _draw_charts(s, "watch_")) if watch else _draw_charts)
 
 
-def _draw(s: dict) -> None:
+def _stop_button(s: dict, label: str, key: str) -> None:
+    """A Stop button when this session may stop the job (its own, or a teacher's session), else a note."""
+    job = state.jobs().get(s["id"])
+    if not state.may_stop(job):
+        st.caption(":material/visibility: Watching a run started in another browser session: only that "
+                   "session (or the teacher) can stop it.")
+        return
+    if st.button(label, key=key, icon=":material/stop:"):
+        try:
+            state.stop(s["id"])
+        except PermissionError as e:
+            st.error(str(e))
+        else:
+            st.toast("Stopping after the current step …")
+
+
+def _draw(s: dict, watch: bool = False) -> None:
     c = s["config"]
     src = " + ".join(c["source"]) if isinstance(c["source"], list) else c["source"]
     diverged = "diverged" in (s.get("flags") or [])
@@ -85,9 +104,8 @@ def _draw(s: dict) -> None:
     m[3].metric("remaining", "-" if done else format_seconds(s["remaining_s"]))
     if s["error"]:
         st.error(s["error"], icon=":material/error:")
-    if s["status"] in ("starting", "running") and st.button("Stop", key="stop_job", icon=":material/stop:"):
-        state.jobs().stop(s["id"])
-        st.toast("Stopping after the current step …")
+    if s["status"] in ("starting", "running"):
+        _stop_button(s, "Stop", "stop_watched" if watch else "stop_job")
     if not s["history"] and s["status"] in ("starting", "running"):
         st.caption("The first point appears after the first epoch; the losses of the current step: "
                    + (", ".join(f"{k} {v:.3f}" for k, v in s["last_losses"].items()) or "…"))
@@ -99,16 +117,16 @@ def is_ranking(config: dict) -> bool:
     return getattr(METHODS.get(config["method"]), "task", "classification") == "ranking"
 
 
-def _draw_charts(s: dict) -> None:
+def _draw_charts(s: dict, prefix: str = "") -> None:
     acc, loss = _curves(s["id"], len(s["history"]), s["history"], s["epochs"], is_ranking(s["config"]))
     epochs = _snapshot_epochs(s["run_id"])
     left, right = st.columns(2)
-    left.plotly_chart(acc, key="live_acc")
+    left.plotly_chart(acc, key=prefix + "live_acc")
     if epochs:
-        right.plotly_chart(_live_map(s["run_id"], tuple(epochs)), key="live_map")
-        st.plotly_chart(loss, key="live_loss")
+        right.plotly_chart(_live_map(s["run_id"], tuple(epochs)), key=prefix + "live_map")
+        st.plotly_chart(loss, key=prefix + "live_loss")
     else:
-        right.plotly_chart(loss, key="live_loss")
+        right.plotly_chart(loss, key=prefix + "live_loss")
 
 
 def _snapshot_epochs(run_id) -> list:
@@ -180,15 +198,16 @@ def _pct(v) -> str:
 
 
 # ----- pipelines -------------------------------------------------------------------------------------
-def pipeline_panel(job_id: str) -> None:
-    """Draw a pipeline job: one box per stage with its progress and, once finished, its result."""
-    _poll(job_id, _draw_pipeline)
+def pipeline_panel(job_id: str, watch: bool = False) -> None:
+    """Draw a pipeline job: one box per stage with its progress and, once finished, its result.
+    ``watch``: another session's pipeline, read-only (see :func:`job_panel`)."""
+    _poll(job_id, lambda s: _draw_pipeline(s, "watch_" if watch else ""))
 
 
 STAGE_ICON = {**STATUS_ICON, "pending": ":material/schedule:", "not run": ":material/block:"}
 
 
-def _draw_pipeline(s: dict) -> None:
+def _draw_pipeline(s: dict, prefix: str = "") -> None:
     st.subheader(f"{STATUS_ICON.get(s['status'], '')} Pipeline {' + '.join(s['domains'])} → {s['target']}")
     done = s["status"] in ("completed", "stopped", "failed")
     st.progress(min(1.0, max(0.0, s["fraction"])),
@@ -196,16 +215,14 @@ def _draw_pipeline(s: dict) -> None:
                 f"{s['status']} in {format_seconds(s['elapsed_s'])}")
     if s["error"]:
         st.error(s["error"], icon=":material/error:")
-    if s["status"] in ("starting", "running") and st.button("Stop the pipeline", key="stop_pipeline",
-                                                            icon=":material/stop:"):
-        state.jobs().stop(s["id"])
-        st.toast("Stopping after the current step …")
+    if s["status"] in ("starting", "running"):
+        _stop_button(s, "Stop the pipeline", prefix + "stop_pipeline")
     for r in s["stages"]:
         with st.container(border=True):
-            _draw_stage(r, s["k"])
+            _draw_stage(r, s["k"], prefix)
 
 
-def _draw_stage(r: dict, k: int) -> None:
+def _draw_stage(r: dict, k: int, prefix: str = "") -> None:
     head, right = st.columns([3, 2])
     head.markdown(f"**{r['index'] + 1}. {r['stage']}** · {r['kind']} · {STAGE_ICON.get(r['status'], '')} "
                   f"{r['status']}" + (f" · run `{r['run_id']}`" if r["run_id"] else ""))
@@ -222,7 +239,7 @@ def _draw_stage(r: dict, k: int) -> None:
         for c in ("mean", "std"):
             rows[c] = (100 * rows[c]).round(1)
         st.dataframe(rows.drop(columns=["values"], errors="ignore").rename(
-            columns={"mean": "accuracy %", "std": "± std %"}), hide_index=True, key=f"eval_{r['index']}")
+            columns={"mean": "accuracy %", "std": "± std %"}), hide_index=True, key=f"{prefix}eval_{r['index']}")
     elif m:
         c = st.columns(3)
         c[0].metric("source accuracy", _pct(m.get("source_acc")))
@@ -230,3 +247,33 @@ def _draw_stage(r: dict, k: int) -> None:
         p = m.get("probe") or {}
         c[2].metric(f"linear probe k={k}", _pct(p.get("mean")),
                     help="Target accuracy of a logistic regression on the frozen features, k labels per class.")
+
+
+# ----- other sessions' runs --------------------------------------------------------------------------
+def other_runs(kind: str = "run") -> None:
+    """The jobs of this kind that other browser sessions are running on this server: listed
+    read-only with a Watch button each; the watched one is drawn below (a teacher may stop it)."""
+    others = state.others(kind)
+    watched = state.watched_job_id()
+    if watched is not None and state.jobs().get(watched).kind != kind:
+        watched = None
+    if not others and watched is None:
+        return
+    teacher = state.teacher()
+    what = "pipeline(s)" if kind == "pipeline" else "run(s)"
+    label = (f"{len(others)} other {what} on this server, started in other browser sessions "
+             + ("(teacher: you can stop them)" if teacher else "(watch only)"))
+    with st.expander(label, expanded=watched is not None, icon=":material/visibility:"):
+        for j in others:
+            s = j.snapshot()
+            c = st.columns([5, 3, 1])
+            c[0].markdown(f"**{j.title}**")
+            c[1].caption(f"{s['status']} · step {s['step']}/{s['total'] or '?'} · {format_seconds(s['elapsed_s'])}")
+            if c[2].button("Watch", key=f"watch_{j.id}", disabled=j.id == watched):
+                st.session_state[state.WATCH_KEY] = watched = j.id
+        if watched is not None and st.button("Stop watching", key=f"unwatch_{kind}"):
+            st.session_state.pop(state.WATCH_KEY, None)
+            watched = None
+    if watched is not None:
+        st.divider()
+        (pipeline_panel if kind == "pipeline" else job_panel)(watched, watch=True)

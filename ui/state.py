@@ -193,9 +193,45 @@ def lesson() -> bool:
     return bool(st.session_state.get(LESSON_KEY, False))
 
 
+OWNER_KEY = "lepton_owner"        # this browser session's token: the runs it starts are its own
+TEACHER_KEY = "lepton_teacher"    # the session proved the teacher key once (kept for the session)
+WATCH_KEY = "lepton_watch"        # another session's job this session watches (read-only)
+
+
+def owner() -> str:
+    """This browser session's token (random, kept in session state): the jobs it starts carry it,
+    and only they (or a teacher's session) can be stopped from here."""
+    if OWNER_KEY not in st.session_state:
+        import uuid
+        st.session_state[OWNER_KEY] = uuid.uuid4().hex
+    return st.session_state[OWNER_KEY]
+
+
+def teacher() -> bool:
+    """Teacher mode: the server sets ``LEPTON_TEACHER_KEY`` and the URL carries ``?teacher=<that key>``
+    once; a teacher's session may stop every run on the server (kept for the session)."""
+    key = os.environ.get("LEPTON_TEACHER_KEY", "")
+    given = st.query_params.get("teacher")
+    if given is not None and key:
+        import hmac
+        st.session_state[TEACHER_KEY] = hmac.compare_digest(given, key)
+    return bool(key) and bool(st.session_state.get(TEACHER_KEY, False))
+
+
+def may_stop(job) -> bool:
+    """Whether this session may stop ``job`` (its own, or any when a teacher)."""
+    return jobs().may_stop(job, owner(), teacher())
+
+
+def stop(job_id: str) -> None:
+    """Stop a job on behalf of this session (:meth:`JobManager.stop` checks that it may)."""
+    jobs().stop(job_id, by=owner(), teacher=teacher())
+
+
 def current_job_id(kind: str = "run") -> Optional[str]:
-    """The job of this kind (``run`` or ``pipeline``) this session follows: its own, else the newest
-    running one (a reload, a second tab)."""
+    """The job of this kind (``run`` or ``pipeline``) this session started (newest), or ``None``.
+
+    Another session's jobs are never adopted: they are listed to watch (:func:`watched_job_id`)."""
     key = PIPELINE_KEY if kind == "pipeline" else JOB_KEY
     jm = jobs()
     jid = st.session_state.get(key)
@@ -205,8 +241,27 @@ def current_job_id(kind: str = "run") -> Optional[str]:
             return jid
         except KeyError:
             st.session_state.pop(key, None)
-    active = [j for j in jm.active() if getattr(j, "kind", "run") == kind]
-    if active:
-        st.session_state[key] = active[0].id
-        return active[0].id
+    mine = [j for j in jm.owned(owner()) if getattr(j, "kind", "run") == kind]
+    if mine:
+        st.session_state[key] = mine[0].id
+        return mine[0].id
     return None
+
+
+def others(kind: Optional[str] = None) -> List:
+    """Active jobs on this server that this session did not start (newest first); ``kind`` filters."""
+    me = owner()
+    return [j for j in jobs().active() if j.owner != me and (kind is None or getattr(j, "kind", "run") == kind)]
+
+
+def watched_job_id() -> Optional[str]:
+    """The other session's job this session chose to watch, while the server still knows it."""
+    jid = st.session_state.get(WATCH_KEY)
+    if jid is None:
+        return None
+    try:
+        jobs().get(jid)
+    except KeyError:
+        st.session_state.pop(WATCH_KEY, None)
+        return None
+    return jid

@@ -106,16 +106,20 @@ class Job:
         A message for people (see :func:`explain_error`); the traceback goes to the log.
     run_id : str or None
         Knowledge-base id, known once the run has started.
+    owner : str or None
+        Who started it (an app session's token; ``None``: the process itself, e.g. the CLI or a
+        test). Only the owner, a teacher or the process may stop it (:meth:`JobManager.stop`).
     created, started, first_step_at, finished : float
         ``time.time()`` stamps (seconds); ``started`` is when training began.
     """
 
     kind = "run"
 
-    def __init__(self, config: RunConfig, label: str = ""):
+    def __init__(self, config: RunConfig, label: str = "", owner: Optional[str] = None):
         self.id = uuid.uuid4().hex[:10]
         self.config = config
         self.label = label
+        self.owner = owner
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.thread: Optional[threading.Thread] = None
@@ -156,6 +160,11 @@ class Job:
             elif kind == "epoch":
                 self.history.append(dict(msg[2]))
                 self.phase = "training" if msg[1] < self.config.epochs else "saving"
+
+    @property
+    def title(self) -> str:
+        """``"dann: digits → digits-rotated"``: what the job trains, in words."""
+        return f"{self.config.method}: {self.config.source_label} → {self.config.target}"
 
     @property
     def active(self) -> bool:
@@ -250,8 +259,11 @@ class JobManager:
                     self._kb_ready = True
         return self._kb or None
 
-    def start(self, config: RunConfig, label: str = "") -> str:
+    def start(self, config: RunConfig, label: str = "", owner: Optional[str] = None) -> str:
         """Start training ``config`` in a background thread.
+
+        ``owner`` (an app session's token) is who may stop it besides a teacher and this process
+        (:meth:`stop`); ``None``: only a teacher or this process.
 
         Returns
         -------
@@ -265,17 +277,20 @@ class JobManager:
         """
         config.validate()
         if self.workers == "process":
-            return self._launch(Job(config, label), lambda j: self._in_child(j, "run", j.config.to_dict()))
-        return self._launch(Job(config, label), self._work)
+            return self._launch(Job(config, label, owner), lambda j: self._in_child(j, "run", j.config.to_dict()))
+        return self._launch(Job(config, label, owner), self._work)
 
     def start_pipeline(self, domains: Sequence[str], target: str, stages: Union[str, Sequence[str]],
-                       epochs_per_stage: int = 2, seed: int = 0, k: int = 5, label: str = "", **kw) -> str:
+                       epochs_per_stage: int = 2, seed: int = 0, k: int = 5, label: str = "",
+                       owner: Optional[str] = None, **kw) -> str:
         """Start :func:`lepton.pipeline.run_pipeline` in a background thread (see :class:`PipelineJob`).
 
         Parameters
         ----------
         domains, target, stages, epochs_per_stage, seed, k
             As in :func:`lepton.pipeline.run_pipeline`.
+        owner : str, optional
+            Who may stop it besides a teacher and this process (as in :meth:`start`).
         **kw
             Other keyword arguments of ``run_pipeline`` (``draws``, ``batch_size``, ``device``, ...).
 
@@ -292,6 +307,7 @@ class JobManager:
         """
         specs = _pipeline_specs(domains, target, stages, k, kw.get("eval_ks"), kw.get("init_from"))
         job = PipelineJob(list(domains), target, specs, int(epochs_per_stage), int(seed), int(k), label, kw)
+        job.owner = owner
         if self.workers == "process":
             payload = {"domains": list(domains), "target": target, "stages": job.stages_text,
                        "epochs": int(epochs_per_stage), "seed": int(seed), "k": int(k), **kw}
@@ -342,9 +358,39 @@ class JobManager:
         """Jobs still running, newest first."""
         return [j for j in self.list() if j.active]
 
-    def stop(self, job_id: str) -> None:
-        """Ask a job to stop after its current step; it ends as ``stopped`` (and is stored)."""
+    def owned(self, owner: str) -> List[Job]:
+        """Jobs started by ``owner`` (an app session's token), newest first."""
+        return [j for j in self.list() if owner is not None and j.owner == owner]
+
+    @staticmethod
+    def may_stop(job: Job, by: Optional[str] = None, teacher: bool = False) -> bool:
+        """Whether ``by`` (a session token; ``None``: this process) may stop ``job``: its owner, a
+        teacher, or the process itself."""
+        return by is None or teacher or (job.owner is not None and job.owner == by)
+
+    def stop(self, job_id: str, by: Optional[str] = None, teacher: bool = False) -> None:
+        """Ask a job to stop after its current step; it ends as ``stopped`` (and is stored).
+
+        Parameters
+        ----------
+        job_id : str
+        by : str, optional
+            The app session asking (its token); ``None``: this process (the CLI, a test), which may
+            stop any job.
+        teacher : bool
+            The session is a teacher's (``LEPTON_TEACHER_KEY``): it may stop every job.
+
+        Raises
+        ------
+        KeyError
+            Unknown job id.
+        PermissionError
+            ``by`` is neither the job's owner nor a teacher: other sessions may watch a run, not stop it.
+        """
         job = self.get(job_id)
+        if not self.may_stop(job, by, teacher):
+            raise PermissionError(f"{job.title} was started in another browser session: you can watch it, but only that session "
+                                  "(or the teacher) can stop it")
         job.stop_event.set()
         with job.lock:
             if job.status in ("starting", "running"):
@@ -560,6 +606,11 @@ class PipelineJob(Job):
              "parent": None, "epoch": 0, "epochs": None if s.kind == "evaluate" else (s.epochs or epochs_per_stage),
              "step": 0, "total": 0, "fraction": 0.0, "last": {}, "metrics": {}, "wall_time_s": None, "error": ""}
             for i, s in enumerate(specs)]
+
+    @property
+    def title(self) -> str:
+        """``"pipeline digits + digits-small → digits-rotated"``."""
+        return f"pipeline {' + '.join(self.domains)} → {self.target}"
 
     def on_event(self, e: Dict[str, Any]) -> None:
         """The pipeline's ``progress`` callable (runs in the worker thread)."""

@@ -1,9 +1,11 @@
 """AppTest of the Train page: pickers, URL state, checks, start/stop of a background job, errors."""
+import pytest
 from app_helpers import no_exception, open_page, texts, wait_for
 from toydata import fake_fit
 
 from lepton.data import DataError
 from lepton.training.jobs import JobManager
+from ui import state as ui_state
 
 
 def test_train_page_renders_with_defaults(fake_jobs):
@@ -81,18 +83,58 @@ def test_start_shows_progress_then_results(fake_jobs):
     assert len(at.get("plotly_chart")) >= 3  # live accuracy, live losses, result bars
 
 
-def test_a_new_session_finds_the_running_job_and_can_stop_it(fake_jobs):
+def others_label(at) -> str:
+    (e,) = [e for e in at.expander if "on this server" in e.label]
+    return e.label
+
+
+def test_a_new_session_watches_another_sessions_run_but_cannot_stop_it(fake_jobs):
     from lepton.config import RunConfig
     jm = JobManager(kb=False, fit_fn=fake_fit(step_s=0.05))
     fake_jobs["jm"] = jm
-    jid = jm.start(RunConfig("digits", "digits-inverted", "dann", epochs=100))
-    at = open_page("train")  # a reload / second tab: a new session
+    jid = jm.start(RunConfig("digits", "digits-inverted", "dann", epochs=100), owner="someone-else")
+    at = open_page("train")  # a second browser, or a reload: a new session
     no_exception(at)
-    assert "digits-inverted" in texts(at)
-    at.button(key="stop_job").click().run()
+    assert "1 other run(s) on this server" in others_label(at) and "watch only" in others_label(at)
+    assert not [b for b in at.button if b.key == "stop_job"]  # not adopted as this session's run
+    at.button(key=f"watch_{jid}").click().run()
+    no_exception(at)
+    assert "dann: digits → digits-inverted" in texts(at)  # the watched panel
+    assert not [b for b in at.button if b.key in ("stop_job", "stop_watched")]
+    assert "only that session (or the teacher) can stop it" in texts(at)
+    with pytest.raises(PermissionError, match="another browser session"):
+        jm.stop(jid, by=at.session_state[ui_state.OWNER_KEY])
+    assert jm.get(jid).active
+    jm.stop(jid)  # the process itself (the CLI, this test) may
     assert jm.wait(jid, 30)["status"] == "stopped"
-    at.run()
+
+
+def test_a_teacher_can_watch_and_stop_every_run(fake_jobs, monkeypatch):
+    from lepton.config import RunConfig
+    monkeypatch.setenv("LEPTON_TEACHER_KEY", "s3cret")
+    jm = JobManager(kb=False, fit_fn=fake_fit(step_s=0.05))
+    fake_jobs["jm"] = jm
+    jid = jm.start(RunConfig("digits", "digits-inverted", "dann", epochs=100), owner="a-student")
+    wrong = open_page("train", {"teacher": "guess"})
+    assert "watch only" in others_label(wrong)
+    at = open_page("train", {"teacher": "s3cret"})
     no_exception(at)
+    assert "teacher: you can stop them" in others_label(at)
+    at.button(key=f"watch_{jid}").click().run()
+    at.button(key="stop_watched").click().run()
+    no_exception(at)
+    assert jm.wait(jid, 30)["status"] == "stopped"
+
+
+def test_a_session_stops_its_own_run(fake_jobs):
+    fake_jobs["jm"] = jm = JobManager(kb=False, fit_fn=fake_fit(step_s=0.05))
+    at = open_page("train", {"epochs": "100"})
+    at.button(key="start").click().run()
+    (job,) = jm.list()
+    assert job.owner == at.session_state[ui_state.OWNER_KEY]
+    at.button(key="stop_job").click().run()
+    no_exception(at)
+    assert jm.wait(job.id, 30)["status"] == "stopped"
 
 
 def test_worker_errors_show_as_messages_not_tracebacks(fake_jobs):
