@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 SELECTION_SCORES = ("im", "snd", "source-acc", "dev")
 SCALINGS = ("auto", "standard", "domain-standard", "l2", "l1", "none")  # = lepton.data.pairing.SCALINGS
 PROTOCOLS = ("inductive", "transductive")
+AUGMENTS = ("auto", "affine", "none")  # = lepton.training.augment.AUGMENTS
 STEPS = (1, 10_000_000)
 #: Bounds of the fields a person sets (the CLI, the app's widgets and :meth:`RunConfig.validate` read these).
 EPOCHS = (1, 10000)
@@ -82,6 +83,12 @@ class RunConfig:
         ``inductive``: the final table evaluates the target's test split; ``transductive``: the
         whole target domain (train and test rows; the published protocol of the field's tables).
         Training never sees target labels either way.
+    augment : str
+        Augmentation of labelled image batches (:mod:`lepton.training.augment`): ``affine`` (a random
+        rotation of up to 10 degrees, scaling by 0.9-1.1 and shift of up to 10 % of the side per
+        image), ``none``, or ``auto`` (the default: ``affine`` for images of 16 pixels a side or more,
+        ``none`` for smaller images and other domains); a planned run stores what ``auto`` resolved to. Runs stored before it existed read
+        as ``none``.
     defaults_version : int
         Which generation of Lepton's defaults the run trained under, so a stored run rebuilds as it
         trained: ``4`` (current) self-training adds the Deep CORAL loss by default; ``3`` it did not,
@@ -107,6 +114,7 @@ class RunConfig:
     scaling: str = "auto"
     steps: Optional[int] = None
     protocol: str = "inductive"
+    augment: str = "auto"
     defaults_version: int = DEFAULTS_VERSION
 
     def __post_init__(self) -> None:
@@ -155,6 +163,8 @@ class RunConfig:
             raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
                                        or not STEPS[0] <= self.steps <= STEPS[1]):
             raise ValueError(f"steps must be a whole number in [{STEPS[0]}, {STEPS[1]}], got {self.steps!r}")
@@ -173,13 +183,14 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "RunConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are ignored; a missing ``scaling`` (a run stored
-        before it existed) reads as ``none`` and a missing ``defaults_version`` as ``1``, as that
+        """Inverse of :meth:`to_dict`; unknown keys are ignored; a missing ``scaling`` or ``augment``
+        (a run stored before it existed) reads as ``none`` and a missing ``defaults_version`` as ``1``, as that
         run trained."""
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         kw.setdefault("scaling", "none")  # a config stored before input scaling existed: rebuilt as it trained
         kw.setdefault("defaults_version", 1)  # stored before epochs over the largest domain
+        kw.setdefault("augment", "none")  # stored before augmentation existed: it trained without
         if "eval_domains" in kw:
             kw["eval_domains"] = tuple(kw["eval_domains"])
         if isinstance(kw.get("source"), list):

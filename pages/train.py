@@ -2,7 +2,8 @@
 import streamlit as st
 
 from lepton.data.catalog import domain_modality
-from lepton.config import AUTO_EPOCHS, AUTO_MIN_STEPS, EPOCHS, PROTOCOLS, SCALINGS, SELECTION_SCORES, STEPS, RunConfig
+from lepton.config import (AUGMENTS, AUTO_EPOCHS, AUTO_MIN_STEPS, EPOCHS, PROTOCOLS, SCALINGS, SELECTION_SCORES, STEPS,
+                           RunConfig)
 from lepton.methods import METHODS, method_names
 from lepton.training import jobs as core_jobs
 from ui import explore, images, live, state, widgets
@@ -56,9 +57,9 @@ cls = METHODS.get(method)
 st.caption(f"**{method}** — {cls.summary}")
 
 hparams, batch_size, device, select, init_from = {}, 64, "auto", "im", None
-steps, scaling, protocol = 0, "auto", "inductive"
+steps, scaling, protocol, augment = 0, "auto", "inductive", "auto"
 if not lesson:
-    with st.expander("Advanced settings: hyper-parameters, budget, scaling, protocol, batch size, device, starting weights"):
+    with st.expander("Advanced settings: hyper-parameters, budget, scaling, augmentation, protocol, batch size, device, starting weights"):
         hparams = widgets.hparam_inputs(method, cls)
         a, b, c = st.columns(3)
         batch_size = a.number_input("Batch size", 2, 4096, 64, key="batch_size", help="Examples per domain per step.")
@@ -81,6 +82,10 @@ if not lesson:
             protocol = c.selectbox("Evaluation protocol", list(PROTOCOLS), key="protocol",
                                    help="inductive: the target's test split. transductive: every target row (the "
                                    "field's published protocol). Training never sees target labels either way.")
+            augment = a.selectbox("Augmentation (labelled images)", list(AUGMENTS), key="augment",
+                                  help="affine: each labelled image is rotated (up to 10°), scaled (0.9-1.1) and "
+                                  "shifted (up to 10 % of its side) at random, every step. auto: affine for images of "
+                                  "16 pixels a side or more (MNIST, USPS, ...), none for the 8x8 built-in digits and other domains. Unlabelled target images are never warped.")
             stored = explore.finished_runs()
             init_from = st.selectbox("Start from the encoder of a stored run (transfer)",
                                      [None] + list(stored.get("run_id", [])), key="init_from",
@@ -89,7 +94,7 @@ if not lesson:
 
 config = RunConfig(source=(source, *extra), target=target, method=method, hparams=hparams, epochs=int(epochs) or None,
                    batch_size=int(batch_size), seed=int(seed), device=device, select=select, init_from=init_from,
-                   steps=int(steps) or None, scaling=scaling, protocol=protocol)
+                   steps=int(steps) or None, scaling=scaling, protocol=protocol, augment=augment)
 blocked = widgets.show_problems(state.check(config.to_json()))
 
 jm = state.jobs()

@@ -141,7 +141,8 @@ def cmd_train(args) -> int:
         cfg = RunConfig(source=tuple(args.source), target=args.target, method=args.method, hparams=hparams,
                         epochs=args.epochs, batch_size=args.batch_size, seed=seed, device=args.device,
                         select=args.select, eval_domains=tuple(args.eval or ()), encoder=args.encoder,
-                        init_from=args.init_from, scaling=args.scaling, steps=args.steps, protocol=args.protocol)
+                        init_from=args.init_from, scaling=args.scaling, steps=args.steps, protocol=args.protocol,
+                        augment=args.augment)
         if len(seeds) > 1 and not args.quiet:
             print(f"lepton: seed {seed} ({i + 1} of {len(seeds)})", file=sys.stderr, flush=True)
         result = train(cfg, kb=kb, callbacks=callbacks if i == 0 else callbacks[1:], data_dir=args.data_dir,
@@ -214,7 +215,8 @@ def _print_result(result) -> None:
     if b:
         print(f"budget: {b.get('steps_done', b.get('steps')):,} of {b.get('steps'):,} optimisation steps, "
               f"{b.get('steps_per_epoch')} per epoch   protocol: {result.config.protocol}   "
-              f"scaling: {result.harmonisation.get('scaling', {}).get('method', 'images: pixels in [0, 1]')}")
+              f"scaling: {result.harmonisation.get('scaling', {}).get('method', 'images: pixels in [0, 1]')}   "
+              f"augment: {result.config.augment}")
     print(f"{'domain':24s} {'role':7s} {'split':6s} {'checkpoint':30s} {'accuracy':>9s} {'n':>7s}")
     sel = result.config.select
     labels = {"selected": f"label-free ({sel}) [model]", "last": "last epoch", "oracle": "oracle-best (target labels)"}
@@ -326,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--scaling", default="auto", choices=["auto", "standard", "domain-standard", "l2", "l1", "none"],
                    help="input scaling of feature tables, fitted without labels on the source and target training "
                    "rows (auto: standard for tables, none for images)")
+    t.add_argument("--augment", default="auto", choices=["auto", "affine", "none"],
+                   help="augmentation of labelled image batches: a random rotation (up to 10 degrees), scaling "
+                   "(0.9-1.1) and shift (up to 10 %% of the side) of each image (auto: affine for images of 16 pixels a side or "
+                   "more, none for the 8x8 built-in digits and other domains); unlabelled target batches are never warped")
     t.add_argument("--protocol", default="inductive", choices=["inductive", "transductive"],
                    help="evaluate the target on its test split (inductive) or on all its rows (transductive, the "
                    "field's published protocol); training never sees target labels")

@@ -9,7 +9,6 @@ ordinary run sources (``python -m lepton train --source a b --target c``).
 """
 from __future__ import annotations
 
-import math
 from typing import ClassVar, List, Optional, Sequence, Tuple
 
 import torch
@@ -18,6 +17,7 @@ from torch import nn
 
 from .. import losses
 from ..models import Decoder
+from ..training.augment import random_affine
 from .base import METHODS, HParam, Method
 
 SSL_OBJECTIVES = ("autoencoder", "rotation", "simclr")
@@ -86,12 +86,7 @@ def augment_images(x: torch.Tensor, generator: Optional[torch.Generator] = None)
     """
     b = x.shape[0]
     u = lambda lo, hi: (torch.rand(b, generator=generator) * (hi - lo) + lo).to(x.device)  # noqa: E731
-    scale, ang = u(0.8, 1.2), u(-20, 20) * math.pi / 180
-    tx, ty = u(-0.12, 0.12) * 2, u(-0.12, 0.12) * 2
-    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    v = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")  # (B, C, H, W)
+    v = random_affine(x, generator, rotation=20.0, scale=(0.8, 1.2), shift=0.12)  # (B, C, H, W)
     mean = v.mean(dim=(1, 2, 3), keepdim=True)
     v = (v - mean) * u(0.6, 1.4).view(b, 1, 1, 1) + mean
     v = v * u(0.6, 1.4).view(b, 1, 1, 1)

@@ -19,6 +19,7 @@ from ..methods.base import SOURCE, TARGET, TARGET_ALL, TARGET_FEW, Batch, seeded
 from .callbacks import Callback
 from .health import diagnose, health_warnings
 from .inference import TEST, TRAIN, InferencePass
+from .augment import AFFINE, random_affine
 from .plan import RunState, plan
 
 
@@ -191,17 +192,23 @@ class _Streams:
             idx = run.labelled_target_idx
             self.labelled = (t(tgt.x_train[idx]), t(tgt.y_train[idx]))
         self._lab = Cycler(len(self.labelled[1]), bs, gen) if self.labelled is not None else None
+        # its own generator, so the batches drawn are the same with or without augmentation
+        self._warp = (torch.Generator().manual_seed(cfg.seed + 3_000_017) if cfg.augment == "affine" else None)
+
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self._warp is None else random_affine(x, self._warp, AFFINE["rotation"], AFFINE["scale"],
+                                                          AFFINE["shift"])
 
     def next(self) -> Batch:
         srcs = []
         for (name, x, y), c in zip(self.sources, self._src):
             i = c.next()
-            srcs.append((name, x[i], y[i]))
+            srcs.append((name, self._aug(x[i]), y[i]))
         xt = self.xt[self._tgt.next()] if self._tgt is not None else None
         lab = None
         if self._lab is not None:
             j = self._lab.next()
-            lab = (self.labelled[0][j], self.labelled[1][j])
+            lab = (self._aug(self.labelled[0][j]), self.labelled[1][j])
         return Batch(srcs, xt, lab)
 
 

@@ -17,6 +17,7 @@ from ..data.sampling import batches_per_pass, k_shot_indices
 from ..methods import METHODS, Method, build_method
 from ..methods.base import SOURCE, TARGET, TARGET_ALL
 from ..tasks import TASKS, Task
+from .augment import AFFINE, resolve_augment
 from .runtime import environment, resolve_device
 
 
@@ -158,7 +159,11 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     epochs = resolve_epochs(config, steps_per_epoch)
     total = steps_per_epoch * epochs if config.steps is None else config.steps
     _budget_note(notes, cls, total, steps_per_epoch, epochs, n_main, config)
-    config = RunConfig.from_dict({**config.to_dict(), "hparams": hparams, "init_from": init_from, "epochs": epochs})
+    augment = resolve_augment(config.augment, srcs[0].modality, tuple(srcs[0].input_shape))
+    record = {**record, "augment": {"method": augment, **(AFFINE if augment == "affine" else {}),
+                                    "batches": "labelled (source, and labelled target)" if augment == "affine" else "none"}}
+    config = RunConfig.from_dict({**config.to_dict(), "hparams": hparams, "init_from": init_from, "epochs": epochs,
+                                  "augment": augment})
     method = build_method(config.method, srcs[0].input_shape, srcs[0].n_classes, hparams, device=device,
                           total_steps=total, encoder=config.encoder, modality=srcs[0].modality, seed=config.seed,
                           amp=device.type == "cuda", make_head=task.make_head)

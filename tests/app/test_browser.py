@@ -74,14 +74,20 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(server):
+def pw():
+    """One Playwright driver for the module (the sync API allows one per thread)."""
     from playwright.sync_api import sync_playwright
-    profile = server["tmp"] / "chromium-profile"
     with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
-                                                   args=LAUNCH_ARGS, viewport={"width": 1400, "height": 1700})
-        yield ctx
-        ctx.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(server, pw):
+    profile = server["tmp"] / "chromium-profile"
+    ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
+                                                args=LAUNCH_ARGS, viewport={"width": 1400, "height": 1700})
+    yield ctx
+    ctx.close()
 
 
 def wait_idle(page, timeout=60_000):
@@ -267,3 +273,40 @@ def test_a_recommendation_run_from_train_to_a_users_top10(server, browser):
     no_exception(page)
     shot(page, server, "recommend", asset="screenshot-recommend.png")
     page.close()
+
+
+def test_two_browsers_cannot_stop_each_others_runs(server, pw):
+    """Two browser contexts (two people) on one server: B sees A's run listed to watch, read-only,
+    with no Stop button; A stops its own run."""
+    from playwright.sync_api import expect
+
+    browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+    try:
+        a = browser.new_context(viewport={"width": 1400, "height": 1700}).new_page()
+        b = browser.new_context(viewport={"width": 1400, "height": 1700}).new_page()
+        a.goto(server["url"] + "/?method=source-only&epochs=200")
+        expect(a.get_by_role("button", name="Start training")).to_be_enabled(timeout=LONG)
+        wait_idle(a)
+        a.get_by_role("button", name="Start training").click()
+        expect(a.get_by_text(re.compile(r"running — \w+ · epoch \d+/200"))).to_be_visible(timeout=LONG)
+
+        b.goto(server["url"] + "/")
+        expect(b.get_by_role("button", name="Start training")).to_be_visible(timeout=LONG)
+        wait_idle(b)
+        others = b.get_by_text(re.compile(r"1 other run\(s\) on this server.*\(watch only\)"))
+        expect(others).to_be_visible(timeout=60_000)
+        expect(b.get_by_role("button", name="Stop", exact=True)).to_have_count(0)  # A's run is not B's
+        others.click()
+        b.get_by_role("button", name="Watch").click()
+        expect(b.get_by_role("heading", name=re.compile("source-only: digits → digits-small"))).to_be_visible(
+            timeout=60_000)
+        expect(b.get_by_text("only that session (or the teacher) can stop it")).to_be_visible(timeout=60_000)
+        expect(b.get_by_role("button", name="Stop", exact=True)).to_have_count(0)
+        no_exception(b)
+        shot(b, server, "watch-another-session")
+
+        a.get_by_role("button", name="Stop").click(no_wait_after=True)
+        expect(a.get_by_text("stopped after")).to_be_visible(timeout=LONG)
+        no_exception(a)
+    finally:
+        browser.close()
