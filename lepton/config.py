@@ -14,7 +14,7 @@ STEPS = (1, 10_000_000)
 EPOCHS = (1, 10000)
 BATCH_SIZE = (1, 65536)
 #: The generation of run defaults new configs get (see :class:`RunConfig`'s ``defaults_version``).
-DEFAULTS_VERSION = 4
+DEFAULTS_VERSION = 5
 #: The automatic budget (``epochs=None``): this many epochs, or more when they give fewer than
 #: :data:`AUTO_MIN_STEPS` labelled source batches (steps x source domains; a small domain), as the
 #: field's recipes count steps rather than passes.
@@ -91,7 +91,8 @@ class RunConfig:
         as ``none``.
     defaults_version : int
         Which generation of Lepton's defaults the run trained under, so a stored run rebuilds as it
-        trained: ``4`` (current) self-training adds the Deep CORAL loss by default; ``3`` it did not,
+        trained: ``5`` (current) SHOT's learning rate is 1e-4 (it was the common 1e-3); ``4``
+        self-training adds the Deep CORAL loss by default; ``3`` it did not,
         and its pseudo-labels came from an EMA teacher; ``2`` from the model itself (:attr:`lepton.methods.base.Method.DEFAULTS_BEFORE`); ``1`` an epoch was a pass
         over the largest source rather than the largest training domain.
     """

@@ -8,6 +8,8 @@ import streamlit as st
 from lepton.kb import matrix, repeats
 from ui import charts, explore, state, widgets
 
+REFRESH_S = 5.0  # how often the table looks for runs that finished while it is shown
+
 state.require_app_frame()
 lesson = state.lesson()
 widgets.intro("Runs", "Every run is stored in the knowledge base. Select rows to compare their curves and "
@@ -23,6 +25,13 @@ view = runs[["run_id", "created", "status", "method", "source", "target", "epoch
 view.insert(6, "metric", runs["task"].map({"ranking": "NDCG@10"}).fillna("accuracy"))  # what the target column holds
 if "flags" in runs:
     view.insert(3, "flags", runs["flags"].fillna(""))  # "diverged": losses ran away or accuracy is at chance
+# stored in UTC (ISO 8601); shown in the browser's time zone when it tells one
+view["created"] = pd.to_datetime(view["created"], utc=True, errors="coerce")
+tz = getattr(st.context, "timezone", None) or "UTC"
+try:
+    view["created"] = view["created"].dt.tz_convert(tz)
+except Exception:  # noqa: BLE001 - an unknown zone name from the browser: keep UTC
+    tz = "UTC"
 version = st.session_state.get("runs_table_version", 0)  # bumped after a delete: clears the selection
 event = st.dataframe(view, hide_index=True, key="runs_table" + (f"_{version}" if version else ""), on_select="rerun", selection_mode="multi-row",
                      column_config={"source_acc": st.column_config.NumberColumn("source acc", format="percent"),
@@ -34,7 +43,18 @@ event = st.dataframe(view, hide_index=True, key="runs_table" + (f"_{version}" if
                                     "flags": st.column_config.TextColumn(
                                         "flags", help="diverged: its losses ran away or its accuracy is at chance, so "
                                         "its numbers are not results; chance: target accuracy at chance"),
-                                    "run_id": st.column_config.TextColumn("run", width="small")})
+                                    "created": st.column_config.DatetimeColumn(
+                                        "started", format="YYYY-MM-DD HH:mm:ss", help=f"local time ({tz})"),
+                                    "run_id": st.column_config.TextColumn(
+                                        "run", width="medium", help="the run id: date-time-suffix")})
+st.session_state["runs_seen"] = list(zip(runs["run_id"], runs["status"]))
+if state.jobs().active():  # runs are still training: look again every few seconds, so finished runs appear
+    @st.fragment(run_every=REFRESH_S)
+    def _refresh() -> None:
+        now = explore.all_runs()
+        if list(zip(now["run_id"], now["status"])) != st.session_state.get("runs_seen"):
+            st.rerun()  # a run was stored or finished: redraw the page
+    _refresh()
 picked = [runs.iloc[i]["run_id"] for i in (event["selection"]["rows"] if event else []) if i < len(runs)]
 
 groups = repeats.seed_groups(kb, runs)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from lepton.cli import main
-from lepton.config import RunConfig
+from lepton.config import DEFAULTS_VERSION, RunConfig
 from lepton.data import load_domain
 from lepton.data.pairing import harmonise
 from lepton.training import fit
@@ -190,7 +190,7 @@ def test_a_run_stored_before_the_ema_teacher_rebuilds_with_the_model_as_teacher(
     from lepton.training.plan import plan
     new = plan(RunConfig("digits", "digits-rotated", "self-training", epochs=1))
     assert new.config.hparams["teacher"] == "ema" and new.config.hparams["align"] == "coral"
-    assert new.config.defaults_version == 4
+    assert new.config.defaults_version == DEFAULTS_VERSION == 5
     bare = {k: v for k, v in new.config.hparams.items() if k not in ("teacher", "align")}  # as stored before
     v3 = RunConfig.from_dict({**new.config.to_dict(), "defaults_version": 3, "hparams": bare})
     assert (plan(v3).config.hparams["teacher"], plan(v3).config.hparams["align"]) == ("ema", "none")
@@ -198,6 +198,14 @@ def test_a_run_stored_before_the_ema_teacher_rebuilds_with_the_model_as_teacher(
     assert (plan(old).config.hparams["teacher"], plan(old).config.hparams["align"]) == ("model", "none")
     chosen = RunConfig.from_dict({**old.to_dict(), "hparams": {**old.hparams, "teacher": "ema"}})
     assert plan(chosen).config.hparams["teacher"] == "ema"  # a value the run stored wins over the old default
+
+
+def test_shot_learns_at_1e_4_and_a_config_stored_before_keeps_1e_3():
+    from lepton.methods import METHODS
+    shot = METHODS.get("shot")
+    assert shot.validate_hparams({})["lr"] == 1e-4
+    assert shot.validate_hparams({}, defaults_version=4)["lr"] == 1e-3
+    assert shot.validate_hparams({"lr": 3e-4}, defaults_version=4)["lr"] == 3e-4
 
 
 def test_the_ema_teacher_starts_as_the_model_and_then_lags_behind_it():

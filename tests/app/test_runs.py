@@ -15,6 +15,25 @@ def test_runs_table_and_transfer_matrix(kb_home):
     assert list(table["method"]) == ["dann", "source-only"]
     assert set(table["status"]) == {"completed"}
     assert len(at.get("plotly_chart")) == 1  # the transfer matrix
+    assert str(table["created"].dtype).startswith("datetime64") and table["created"].dt.tz is not None  # a time, not text
+    assert table["run_id"].str.len().min() == len("20261204-191502-73a56c")  # whole ids
+
+
+def test_runs_page_polls_while_a_run_trains_and_shows_it_once_stored(kb_home, fake_jobs):
+    from lepton.config import RunConfig
+    from lepton.kb import KnowledgeBase
+    from lepton.training.jobs import JobManager
+    at = open_page("runs")
+    assert len(at.dataframe[0].value) == 2
+    jm = JobManager(kb=KnowledgeBase(), workers="thread")  # a real run, stored when it ends
+    fake_jobs["jm"] = jm
+    jid = jm.start(RunConfig("digits", "digits-inverted", "source-only", steps=200))
+    at.run()  # a run is training now: the page polls (a fragment every REFRESH_S)
+    no_exception(at)
+    jm.wait(jid, 60)
+    at.run()
+    no_exception(at)
+    assert len(at.dataframe[0].value) == 3 and at.dataframe[0].value["target"].iloc[0] == "digits-inverted"
 
 
 def select_rows(at, rows):
