@@ -91,7 +91,7 @@ class RunConfig:
         as ``none``.
     defaults_version : int
         Which generation of Lepton's defaults the run trained under, so a stored run rebuilds as it
-        trained: ``5`` (current) SHOT's learning rate is 1e-4 (it was the common 1e-3); ``4``
+        trained: ``5`` (current) SHOT's learning rate is 1e-5 (it was the common 1e-3); ``4``
         self-training adds the Deep CORAL loss by default; ``3`` it did not,
         and its pseudo-labels came from an EMA teacher; ``2`` from the model itself (:attr:`lepton.methods.base.Method.DEFAULTS_BEFORE`); ``1`` an epoch was a pass
         over the largest source rather than the largest training domain.

@@ -200,10 +200,10 @@ def test_a_run_stored_before_the_ema_teacher_rebuilds_with_the_model_as_teacher(
     assert plan(chosen).config.hparams["teacher"] == "ema"  # a value the run stored wins over the old default
 
 
-def test_shot_learns_at_1e_4_and_a_config_stored_before_keeps_1e_3():
+def test_shot_learns_at_1e_5_and_a_config_stored_before_keeps_1e_3():
     from lepton.methods import METHODS
     shot = METHODS.get("shot")
-    assert shot.validate_hparams({})["lr"] == 1e-4
+    assert shot.validate_hparams({})["lr"] == 1e-5
     assert shot.validate_hparams({}, defaults_version=4)["lr"] == 1e-3
     assert shot.validate_hparams({"lr": 3e-4}, defaults_version=4)["lr"] == 3e-4
 

@@ -31,14 +31,14 @@ class SHOT(Method):
     Refuses to train without a starting run (``init_from``) or with one trained on other classes.
     """
 
-    #: ``defaults_version`` 5 lowered the learning rate from the common 1e-3.
+    #: ``defaults_version`` 5 lowered the learning rate from the common 1e-3 to 1e-5.
     DEFAULTS_BEFORE = {5: {"lr": 1e-3}}
     summary = "SHOT: source-free adaptation of a stored source model (frozen head, target data only)"
     needs = (TARGET,)
     needs_start = True
-    HPARAMS = {"lr": HParam(1e-4, 1e-6, 1.0, "Adam learning rate, ten times below source training's: SHOT fine-tunes "
-                            "a trained model, and at 1e-3 the information-maximisation loss wrecked it in the first "
-                            "epoch (mnist -> usps fell to 8 %)", log=True),
+    HPARAMS = {"lr": HParam(1e-5, 1e-7, 1.0, "Adam learning rate, a hundredth of source training's: SHOT fine-tunes a "
+                            "trained model; from a 95.8 % mnist -> usps source model, 1e-3 fell to 8 % in the first "
+                            "epoch and 1e-4 swung between 34 and 95 %, 1e-5 held 96 %", log=True),
                "beta": HParam(0.3, 0.0, 10.0, "weight of the pseudo-label loss (the paper uses 0.3 for digits)"),
                "im_weight": HParam(1.0, 0.0, 10.0, "weight of the information-maximisation loss"),
                "relabel_times": HParam(15, 1, 1000, "how many times over the run the target's centroids are recomputed")}
