@@ -90,8 +90,19 @@ def _draw(s: dict, watch: bool = False) -> None:
             if not done else f"{status} after {len(s['history'])} of {s['epochs']} epochs")
     st.progress(min(1.0, max(0.0, frac)), text=text)
     last = s["history"][-1] if s["history"] else {}
+    chosen = _chosen(s) if done else None
     m = st.columns(4)
-    if is_ranking(c):
+    if chosen is not None and not is_ranking(c):  # the run's result: its label-free checkpoint, as everywhere
+        sel, lst, ora = chosen
+        m[0].metric(f"source accuracy (epoch {sel.get('epoch')})", _pct(sel.get("source_acc")))
+        m[1].metric(f"target accuracy (label-free, epoch {sel.get('epoch')})",
+                    "no labels" if sel.get("target_acc") is None else _pct(sel.get("target_acc")),
+                    help="The checkpoint a score without target labels picked: the run's model and result.")
+        if sel.get("target_acc") is not None:
+            st.caption(f"Beside it: last epoch {_pct(lst.get('target_acc'))} (epoch {lst.get('epoch')}) · oracle-best "
+                       f"{_pct(ora.get('target_acc'))} (epoch {ora.get('epoch')}, picked with target labels, for "
+                       "comparison only).")
+    elif is_ranking(c):
         m[0].metric("NDCG@10, all test users", _pct(last.get("target_acc")))
         m[1].metric("NDCG@10, cold-start", _pct(last.get("target_cold")),
                     help="Users who kept only cold_start_k target interactions for training.")
@@ -109,6 +120,15 @@ def _draw(s: dict, watch: bool = False) -> None:
     if not s["history"] and s["status"] in ("starting", "running"):
         st.caption("The first point appears after the first epoch; the losses of the current step: "
                    + (", ".join(f"{k} {v:.3f}" for k, v in s["last_losses"].items()) or "…"))
+
+
+def _chosen(s: dict):
+    """A finished run's ``(selected, last, oracle)`` checkpoint dicts, or ``None`` before it has them."""
+    res = state.jobs().get(s["id"]).result
+    ck = getattr(res, "checkpoints", None) or {}
+    if not ck.get("selected"):
+        return None
+    return ck["selected"], ck.get("last") or {}, ck.get("oracle") or {}
 
 
 def is_ranking(config: dict) -> bool:
