@@ -11,6 +11,9 @@ SOURCE, TARGET, EXTRA = "#2563eb", "#ea580c", "#16a34a"
 ROLE_COLORS = {"source": SOURCE, "target": TARGET, "eval": EXTRA}
 CORRECT_COLORS = {"correct": "#16a34a", "wrong": "#dc2626", "no label": "#94a3b8"}
 CHECKPOINT_NAMES = {"selected": "label-free choice", "last": "last epoch", "oracle": "oracle (uses target labels)"}
+#: One colour per checkpoint kind on every chart (the baseline is another run's label-free choice).
+CHECKPOINT_COLORS = {"label-free choice": "#1e3a8a", "last epoch": "#94a3b8", "oracle (uses target labels)": "#a855f7",
+                     "source-only baseline": "#f59e0b"}
 WEBGL_ABOVE = 1000  # points; plotly's own threshold for scattergl
 
 
@@ -58,17 +61,26 @@ def ranking_curves(history: Sequence[dict], epochs: Optional[int] = None, title:
     return _layout(fig, title)
 
 
-def loss_curves(history: Sequence[dict], title: str = "Losses per epoch (mean over steps)") -> go.Figure:
-    """Each loss the method reports, per epoch."""
+def is_diagnostic(name: str) -> bool:
+    """Whether a reported value is a schedule or a rate (``lambda``, ``domain_acc``, ``mask_rate``), not a loss."""
+    return name == "lambda" or name.endswith(("_acc", "_rate"))
+
+
+def loss_curves(history: Sequence[dict], title: str = "Losses per epoch (mean over steps)",
+                diagnostics: bool = False) -> go.Figure:
+    """Each loss the method reports, per epoch; with ``diagnostics`` the schedules and rates instead
+    (``lambda``, the discriminator's ``domain_acc``, self-training's ``mask_rate``), in a chart of their own."""
     df = history_frame(history)
     fig = go.Figure()
-    for col in [c for c in df.columns if c.startswith("loss:")]:
-        metric = col[5:] == "lambda" or col.endswith(("_acc", "_rate"))  # schedules and rates, not losses
-        fig.add_trace(go.Scatter(x=df["epoch"], y=df[col], name=col[5:] + (" (not a loss)" if metric else ""),
-                                 mode="lines+markers", line={"dash": "dot"} if metric else None,
-                                 visible="legendonly" if metric else True))
+    for col in [c for c in df.columns if c.startswith("loss:") and is_diagnostic(c[5:]) == diagnostics]:
+        fig.add_trace(go.Scatter(x=df["epoch"], y=df[col], name=col[5:], mode="lines+markers"))
     fig.update_xaxes(title=None, dtick=1)
     return _layout(fig, title)
+
+
+def has_diagnostics(history: Sequence[dict]) -> bool:
+    """Whether any epoch reported a schedule or rate besides its losses."""
+    return any(is_diagnostic(k) for h in history for k in (h.get("losses") or {}))
 
 
 def accuracy_bars(table: List[dict]) -> go.Figure:
@@ -86,7 +98,7 @@ def accuracy_bars(table: List[dict]) -> go.Figure:
     split = df["split"].map({"all": "all rows", "test": "test"}) if "split" in df else "test"
     df["bar"] = df["role"] + ": " + df["domain"] + " (" + split + (", n=" + df["n"].astype(str) if "n" in df else "") + ")"
     fig = px.bar(df, x="bar", y="accuracy", color="checkpoint", barmode="group", text_auto=".1%",
-                 color_discrete_sequence=["#1e3a8a", "#94a3b8", "#a855f7"],
+                 color_discrete_map=CHECKPOINT_COLORS, color_discrete_sequence=["#475569"],
                  hover_data={"n": True, "domain": True, "bar": False})
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title=None)
     fig.update_xaxes(title=None)

@@ -144,9 +144,12 @@ def _draw_charts(s: dict, prefix: str = "") -> None:
     left.plotly_chart(acc, key=prefix + "live_acc")
     if epochs:
         right.plotly_chart(_live_map(s["run_id"], tuple(epochs)), key=prefix + "live_map")
-        st.plotly_chart(loss, key=prefix + "live_loss")
-    else:
-        right.plotly_chart(loss, key=prefix + "live_loss")
+        left, right = st.columns(2)
+    (left if epochs else right).plotly_chart(loss, key=prefix + "live_loss")
+    if charts.has_diagnostics(s["history"]):
+        diag = charts.loss_curves(s["history"], "Diagnostics per epoch (schedules and rates, not losses)",
+                                  diagnostics=True)
+        (right if epochs else st).plotly_chart(diag, key=prefix + "live_diagnostics")
 
 
 def _snapshot_epochs(run_id) -> list:

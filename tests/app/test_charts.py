@@ -1,0 +1,25 @@
+"""The pages' figures: one colour per checkpoint kind and domain role; losses apart from diagnostics."""
+from app_helpers import ROOT  # noqa: F401 - puts the app's `ui` package on the path
+
+from ui import charts
+
+HISTORY = [{"epoch": e, "source_acc": 0.9, "target_acc": 0.5 + e / 10,
+            "losses": {"cls": 1 / e, "domain": 0.69, "lambda": e / 3, "domain_acc": 0.5}} for e in (1, 2, 3)]
+
+
+def test_each_checkpoint_kind_has_its_own_colour_on_the_accuracy_bars():
+    table = [{"domain": d, "role": role, "split": "test", "checkpoint": ck, "accuracy": 0.5, "n": 100}
+             for d, role in (("mnist", "source"), ("usps", "target"))
+             for ck in ("selected", "last", "oracle", "source-only baseline")]
+    fig = charts.accuracy_bars(table)
+    colours = {t.name: t.marker.color for t in fig.data}
+    assert set(colours) == {"label-free choice", "last epoch", "oracle (uses target labels)", "source-only baseline"}
+    assert len(set(colours.values())) == 4  # four kinds, four colours
+    assert colours == {k: charts.CHECKPOINT_COLORS[k] for k in colours}  # the same on every page
+
+
+def test_losses_and_diagnostics_are_drawn_apart():
+    losses = {t.name for t in charts.loss_curves(HISTORY).data}
+    diag = {t.name for t in charts.loss_curves(HISTORY, diagnostics=True).data}
+    assert losses == {"cls", "domain"} and diag == {"lambda", "domain_acc"}
+    assert charts.has_diagnostics(HISTORY) and not charts.has_diagnostics([{"epoch": 1, "losses": {"cls": 1.0}}])
