@@ -59,15 +59,18 @@ with tab_map:
     epoch = c3.select_slider("Epoch (0 = before training)", epochs, value=epochs[-1], key="map_epoch")
     aligned = len(epochs) > 1 and st.toggle("Aligned frames: fit all epochs together so the layout stays steady "
                                             "while you step (slower the first time)", key="aligned", value=False)
+    classes = [str(c) for c in (info.get("class_names") or [])]
+    isolate = st.selectbox("Show", list(explore.ISOLATE) + [f"class {c}" for c in classes], key="isolate",
+                           help="Isolate one domain, the wrong predictions or one true class; the map keeps its axes.")
     try:
-        df, fig, pending = explore.map_view(run_id, epoch, method, aligned, color_by)
+        df, fig, pending = explore.map_view(run_id, epoch, method, aligned, color_by, isolate)
     except Exception as e:  # noqa: BLE001 - show, never a traceback
         st.error(f"Cannot draw the map: {e}", icon=":material/error:")
         st.stop()
     if pending:
         explore.wait_for_map(run_id, epoch, method, aligned)
     event = st.plotly_chart(fig, key="map", on_select="rerun", selection_mode=("box", "lasso"))
-    st.caption(f"{len(df):,} test points. Drag a box or lasso around dots to see those images."
+    st.caption(f"{len(df):,} test points{'' if isolate == 'all' else ' (' + isolate + ')'}. Drag a box or lasso around dots to see those images."
                + "".join(f" {n[0].upper() + n[1:]}." for n in df.attrs.get("notes", [])))
     rows = charts.selected_rows(event)
     if rows:

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 SOURCE, TARGET, EXTRA = "#2563eb", "#ea580c", "#16a34a"
 ROLE_COLORS = {"source": SOURCE, "target": TARGET, "eval": EXTRA}
+ROLE_SYMBOLS = {"source": "circle", "target": "diamond", "eval": "square"}  # marker shapes on the maps
 CORRECT_COLORS = {"correct": "#16a34a", "wrong": "#dc2626", "no label": "#94a3b8"}
 CHECKPOINT_NAMES = {"selected": "label-free choice", "last": "last epoch", "oracle": "oracle (uses target labels)"}
 #: One colour per checkpoint kind on every chart (the baseline is another run's label-free choice).
@@ -151,6 +152,11 @@ def feature_map(df: pd.DataFrame, color_by: str, title: str = "", height: int = 
                                  **({"text": True} if "text" in df else {}),
                                  **{c: True for c in ("speaker", "accent") if c in df}})
     fig.update_traces(marker=dict(size=6 if len(df) < 3000 else 4, opacity=0.8))
+    if color_by != "domain" and "role" in df:  # colour by class or result: the marker shape tells the domains apart
+        role = dict(zip(df["row"], df["role"]))
+        for tr in fig.data:
+            tr.marker.symbol = [ROLE_SYMBOLS.get(role.get(cd[0]), "square") for cd in tr.customdata]
+        title = (title + " · " if title else "") + "● source  ◆ target" + ("  ■ other" if (df["role"] == "eval").any() else "")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig = _layout(fig, title, height=height, dragmode="lasso", legend_title_text="", plot_bgcolor="#fafafa")

@@ -167,19 +167,44 @@ def map_frame(run_id: str, epoch: int, method: str, aligned: bool,
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _figure(run_id: str, epoch: int, shown: str, aligned: bool, color_by: str, _df: pd.DataFrame, _ranges):
-    fig = charts.feature_map(_df, color_by, title=f"{shown.upper()} of the features at epoch {epoch}")
+def _figure(run_id: str, epoch: int, shown: str, aligned: bool, color_by: str, isolate: str, _df: pd.DataFrame,
+            _ranges):
+    fig = charts.feature_map(_df, color_by, title=f"{shown.upper()} of the features at epoch {epoch}"
+                             + ("" if isolate == "all" else f" — only {isolate}"))
     if _ranges:
         fig.update_xaxes(range=_ranges[0]).update_yaxes(range=_ranges[1])
     return fig
 
 
-def map_view(run_id: str, epoch: int, method: str, aligned: bool, color_by: str):
+#: What the map can isolate besides ``all``: a domain role, the wrong predictions, or ``class NAME``.
+ISOLATE = ("all", "source", "target", "wrong predictions")
+
+
+def isolate_rows(df: pd.DataFrame, isolate: str) -> pd.DataFrame:
+    """The map's points to draw: ``all``, one role (``source``, ``target``), the ``wrong predictions``
+    (labelled points whose prediction differs) or ``class NAME`` (true label)."""
+    if isolate == "all":
+        return df
+    if isolate in ("source", "target"):
+        return df[df["role"] == isolate] if "role" in df else df
+    if isolate == "wrong predictions":
+        return df[df["correct"].eq(False).fillna(False).astype(bool)]
+    if isolate.startswith("class "):
+        return df[df["label"].astype(str) == isolate[len("class "):]]
+    raise ValueError(f"cannot isolate {isolate!r}")
+
+
+def map_view(run_id: str, epoch: int, method: str, aligned: bool, color_by: str, isolate: str = "all"):
     """``(points, figure, pending)``: ``pending`` while the asked-for projection is still being fitted
-    (a PCA map is shown meanwhile; :func:`wait_for_map` reruns the page when it is ready)."""
+    (a PCA map is shown meanwhile; :func:`wait_for_map` reruns the page when it is ready). With
+    ``isolate`` (:func:`isolate_rows`) only those points are drawn, on the whole map's axes."""
     df, ranges, shown = map_frame(run_id, epoch, method, aligned)
     df = with_meta(run_id, with_snippets(run_id, df))
-    return df, _figure(run_id, int(epoch), shown, aligned, color_by, df, ranges), shown != method
+    if isolate != "all" and ranges is None and len(df):  # keep the whole map's frame, so points stay put
+        pad = lambda s: (float(s.min()) - 0.05 * float(np.ptp(s)), float(s.max()) + 0.05 * float(np.ptp(s)))  # noqa: E731
+        ranges = (pad(df["x"]), pad(df["y"]))
+    part = isolate_rows(df, isolate)
+    return part, _figure(run_id, int(epoch), shown, aligned, color_by, isolate, part, ranges), shown != method
 
 
 def wait_for(pending: Callable[[], bool], message: str) -> None:

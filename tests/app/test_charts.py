@@ -23,3 +23,17 @@ def test_losses_and_diagnostics_are_drawn_apart():
     diag = {t.name for t in charts.loss_curves(HISTORY, diagnostics=True).data}
     assert losses == {"cls", "domain"} and diag == {"lambda", "domain_acc"}
     assert charts.has_diagnostics(HISTORY) and not charts.has_diagnostics([{"epoch": 1, "losses": {"cls": 1.0}}])
+
+
+def test_the_map_coloured_by_class_tells_source_from_target_by_marker_shape():
+    import pandas as pd
+    df = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0.0, 1, 0, 1], "domain": ["mnist", "mnist", "usps", "usps"],
+                       "role": ["source", "source", "target", "target"], "label": [0, 1, 0, 1], "pred": [0, 1, 1, 1],
+                       "correct": [True, True, False, True], "row": [0, 1, 2, 3]})
+    for by in ("class", "correct"):
+        fig = charts.feature_map(df, by, title="UMAP")
+        shapes = {cd[0]: sym for tr in fig.data for cd, sym in zip(tr.customdata, tr.marker.symbol)}
+        assert shapes == {0: "circle", 1: "circle", 2: "diamond", 3: "diamond"}
+        assert "◆ target" in fig.layout.title.text
+    by_domain = charts.feature_map(df, "domain")
+    assert all(not isinstance(tr.marker.symbol, (list, tuple)) for tr in by_domain.data)  # colour tells them apart

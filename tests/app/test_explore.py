@@ -33,6 +33,22 @@ def test_colouring_epochs_and_projection_switch(kb_home, fast_maps):
     assert "PCA of the features at epoch 0" in str(at.get("plotly_chart")[-1].proto)
 
 
+def test_the_map_isolates_a_domain_the_wrong_predictions_or_a_class(kb_home, fast_maps):
+    import re
+    at = open_page("explore")
+    n_all = int(re.search(r"([\d,]+) test points", texts(at)).group(1).replace(",", ""))
+    counts = {}
+    for show in ("target", "source", "wrong predictions", "class 3"):
+        at.selectbox(key="isolate").set_value(show).run()
+        no_exception(at)
+        found = re.search(r"([\d,]+) test points \(" + re.escape(show) + r"\)", texts(at))
+        assert found, texts(at)
+        counts[show] = int(found.group(1).replace(",", ""))
+        assert f"only {show}" in str(at.get("plotly_chart")[-1].proto)
+    assert counts["target"] + counts["source"] == n_all and 0 < counts["class 3"] < n_all
+    assert counts["wrong predictions"] < n_all
+
+
 def test_a_map_selection_shows_images_and_counts(kb_home, fast_maps):
     at = open_page("explore")
     points = [{"customdata": {"0": i}} for i in (0, 1, 2)] + [{"customdata": [70]}]
