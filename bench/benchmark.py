@@ -72,7 +72,8 @@ def run_one(src, tgt, method, seed, home, results: Path, epochs=None):
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    row = {"src": src, "tgt": tgt, "method": method, "seed": seed, "wall": round(wall, 1)}
+    row = {"src": src, "tgt": tgt, "method": method, "seed": seed, "wall": round(wall, 1),
+           "load1": round(os.getloadavg()[0], 2)}  # the machine's 1-minute load average as the run ended
     if p.returncode != 0:
         row["error"] = (p.stderr.strip().splitlines() or ["?"])[-1]
     else:
@@ -137,9 +138,12 @@ def main(argv=None):
             list(ex.map(lambda a: run_one(*a, Path(args.home), results, args.epochs), [t for t in todo if t[2] == "shot"]))
         print(f"{len(todo)} runs in {time.time() - t0:.0f} s", file=sys.stderr)
     rows = load(results)
+    loads = [r["load1"] for r in rows if "load1" in r]
+    load_text = (f"; 1-minute load average as runs ended {min(loads):.1f}–{max(loads):.1f} (mean {sum(loads) / len(loads):.1f})"
+                 if loads else "")
     head = (f"Today's defaults (automatic budget, augmentation auto), batch 64; target test accuracy (%), mean ± std "
             f"over the seeds listed; {args.jobs} runs at a time, one torch thread each, on {platform.machine()} with "
-            f"{os.cpu_count()} CPU cores (`python bench/benchmark.py`). Published: ../shared/data/README.md "
+            f"{os.cpu_count()} CPU cores{load_text} (`python bench/benchmark.py`). Published: ../shared/data/README.md "
             "(skada-bench chose hyper-parameters with target labels; compare with the oracle-best column).\n\n")
     text = head + table(rows, args.pairs, args.methods)
     print(text)

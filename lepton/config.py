@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 SELECTION_SCORES = ("im", "snd", "source-acc", "dev")
 SCALINGS = ("auto", "standard", "domain-standard", "l2", "l1", "none")  # = lepton.data.pairing.SCALINGS
 PROTOCOLS = ("inductive", "transductive")
-AUGMENTS = ("auto", "affine", "none")  # = lepton.training.augment.AUGMENTS
+AUGMENTS = ("auto", "affine", "none")  # = lepton.methods.augment.AUGMENTS
 STEPS = (1, 10_000_000)
 #: Bounds of the fields a person sets (the CLI, the app's widgets and :meth:`RunConfig.validate` read these).
 EPOCHS = (1, 10000)
@@ -84,7 +84,7 @@ class RunConfig:
         whole target domain (train and test rows; the published protocol of the field's tables).
         Training never sees target labels either way.
     augment : str
-        Augmentation of labelled image batches (:mod:`lepton.training.augment`): ``affine`` (a random
+        Augmentation of labelled image batches (:mod:`lepton.methods.augment`): ``affine`` (a random
         rotation of up to 10 degrees, scaling by 0.9-1.1 and shift of up to 10 % of the side per
         image), ``none``, or ``auto`` (the default: ``affine`` for images of 16 pixels a side or more,
         ``none`` for smaller images and other domains); a planned run stores what ``auto`` resolved to. Runs stored before it existed read

@@ -1,10 +1,10 @@
-"""Augmentation of labelled image batches (RunConfig.augment, lepton.training.augment)."""
+"""Augmentation of labelled image batches (RunConfig.augment, lepton.methods.augment)."""
 import pytest
 import torch
 
 from lepton.config import RunConfig
 from lepton.training import fit
-from lepton.training.augment import random_affine, resolve_augment
+from lepton.methods.augment import random_affine, resolve_augment
 
 
 def test_random_affine_is_seeded_keeps_the_shape_and_is_the_identity_without_a_warp():

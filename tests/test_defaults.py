@@ -267,3 +267,15 @@ def test_dan_raises_its_mmd_weight_progressively_and_old_runs_keep_it_constant()
     assert flat.weight(0) == flat.weight(100) == 1.0
     assert METHODS.get("dan").validate_hparams({}, defaults_version=2)["schedule"] == "constant"
     assert plan(RunConfig("digits", "digits-rotated", "dan", epochs=1)).config.hparams["schedule"] == "progressive"
+
+
+def test_the_oracle_and_a_source_free_run_are_not_judged_by_their_source_accuracy():
+    """target-only fits the target (its source accuracy on inverted digits is low by design) and
+    fine-tuning with no source pre-training fits no source: neither is 'underfit' or 'diverged' for it."""
+    oracle = fit(RunConfig("digits", "digits-inverted", "target-only", epochs=3))
+    assert oracle.checkpoints["selected"]["target_acc"] > 0.8 and oracle.checkpoints["selected"]["source_acc"] < 0.3
+    assert "underfit" not in oracle.flags and "diverged" not in oracle.flags, oracle.diagnosis
+    k_shot = fit(RunConfig("digits", "digits-inverted", "finetune", epochs=3, hparams={"pretrain_fraction": 0.0}))
+    assert "underfit" not in k_shot.flags, k_shot.diagnosis
+    plain = fit(RunConfig("digits", "digits-inverted", "source-only", steps=3))  # three steps: at chance on its source
+    assert "diverged" in plain.flags and "source accuracy" in " ".join(plain.diagnosis)

@@ -17,7 +17,7 @@ from torch import nn
 
 from .. import losses
 from ..models import Decoder
-from ..training.augment import random_affine
+from .augment import random_affine
 from .base import METHODS, HParam, Method
 
 SSL_OBJECTIVES = ("autoencoder", "rotation", "simclr")

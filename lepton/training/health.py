@@ -74,7 +74,7 @@ def at_chance(accuracy: float, y: np.ndarray) -> Tuple[bool, float]:
 
 
 def health_warnings(history: Sequence[Dict[str, Any]], source_acc: float, target_pred: np.ndarray, n_classes: int,
-                    trade_off: float = 1.0) -> Tuple[List[str], List[str]]:
+                    trade_off: float = 1.0, fitted: str = "source") -> Tuple[List[str], List[str]]:
     """Weaker signs than divergence that a run's number is not what its method can do.
 
     Parameters
@@ -88,6 +88,8 @@ def health_warnings(history: Sequence[Dict[str, Any]], source_acc: float, target
     n_classes : int
     trade_off : float
         The method's alignment loss weight (1 when it has none).
+    fitted : str
+        Which labelled data ``source_acc`` measures, in words (``"target"`` for the target-only oracle).
 
     Returns
     -------
@@ -110,7 +112,7 @@ def health_warnings(history: Sequence[Dict[str, Any]], source_acc: float, target
                         "or raise the confidence threshold")
     if math.isfinite(source_acc) and source_acc < LOW_SOURCE_ACC:
         flags.append("underfit")
-        msgs.append(f"the model fits its own labelled source poorly ({100 * source_acc:.1f} % source accuracy): "
+        msgs.append(f"the model fits its own labelled {fitted} poorly ({100 * source_acc:.1f} % {fitted} accuracy): "
                     "give it more optimisation steps (--steps) before reading its target accuracy")
     last = history[-1].get("losses", {}) if history else {}
     task = last.get("cls")
@@ -126,7 +128,7 @@ def health_warnings(history: Sequence[Dict[str, Any]], source_acc: float, target
 
 
 def diagnose(history: Sequence[Dict[str, Any]], source_acc: float, source_y: np.ndarray,
-             target_acc: float = float("nan"), target_y: np.ndarray = np.zeros(0, np.int64)
+             target_acc: float = float("nan"), target_y: np.ndarray = np.zeros(0, np.int64), fitted: str = "source"
              ) -> Tuple[List[str], List[str]]:
     """Flags and sentences for a finished run.
 
@@ -138,6 +140,9 @@ def diagnose(history: Sequence[Dict[str, Any]], source_acc: float, source_y: np.
         Test accuracy (fractions) of the run's model on the first source and on the target.
     source_y, target_y : np.ndarray
         int64 test labels they were measured on (the target's may be unlabelled, ``-1``).
+    fitted : str
+        Which labelled data ``source_acc`` measures, in words (``"target"`` for the target-only
+        oracle, whose source accuracy is low by design).
 
     Returns
     -------
@@ -155,7 +160,7 @@ def diagnose(history: Sequence[Dict[str, Any]], source_acc: float, source_y: np.
         flags.append("diverged")
         what = "; ".join(runaway) if runaway else ""
         if src_chance:
-            what += ("; " if what else "") + (f"source accuracy {100 * source_acc:.1f} % is at chance (always "
+            what += ("; " if what else "") + (f"{fitted} accuracy {100 * source_acc:.1f} % is at chance (always "
                                               f"guessing the most frequent class scores {100 * src_major:.1f} %)")
         msgs.append(f"the run diverged: {what}. Its numbers are not results; lower the learning rate or the loss "
                     "weight and run again")

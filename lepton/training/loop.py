@@ -19,7 +19,7 @@ from ..methods.base import SOURCE, TARGET, TARGET_ALL, TARGET_FEW, Batch, seeded
 from .callbacks import Callback
 from .health import diagnose, health_warnings
 from .inference import TEST, TRAIN, InferencePass
-from .augment import AFFINE, random_affine
+from ..methods.augment import AFFINE, random_affine
 from .plan import RunState, plan
 
 
@@ -349,14 +349,21 @@ def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
     res.per_class, res.confusion = rep["per_class"], rep["confusion"]
     m.load_state_dict(snaps["selected"]["state"])  # the run's model
     run.inference.invalidate()
-    res.flags, res.diagnosis = diagnose(run.history, res.checkpoints["selected"]["source_acc"], run.source.y_test,
-                                        res.checkpoints["selected"]["target_acc"], tgt.y_test)
+    # judged on the labelled data the model fits: the target's for the target-only oracle (its source accuracy
+    # is low by design), the source's otherwise; a source-free method, or fine-tuning with no source
+    # pre-training, fits no source labels (no underfit check)
+    sel = res.checkpoints["selected"]
+    oracle_only = run.method.target_labels() == "all" and SOURCE not in run.method.needs
+    own_acc, own_y, fitted = ((sel["target_acc"], tgt.y_test, "target") if oracle_only
+                              else (sel["source_acc"], run.source.y_test, "source"))
+    res.flags, res.diagnosis = diagnose(run.history, own_acc, own_y, sel["target_acc"], tgt.y_test, fitted=fitted)
     if not tgt.labelled:
         res.flags.append("no-target-labels")  # accuracy on the target cannot be measured: shown as "no labels"
     if "diverged" not in res.flags:
-        flags, msgs = health_warnings(run.history, res.checkpoints["selected"]["source_acc"],
+        no_fit = (run.method.source_free() and not oracle_only) or cfg.hparams.get("pretrain_fraction") == 0
+        flags, msgs = health_warnings(run.history, float("nan") if no_fit else own_acc,
                                       np.asarray(out).argmax(1) if len(out) else np.zeros(0, np.int64), tgt.n_classes,
-                                      float(cfg.hparams.get("trade_off", 1.0)))
+                                      float(cfg.hparams.get("trade_off", 1.0)), fitted=fitted)
         res.flags += flags
         res.diagnosis += msgs
     return res

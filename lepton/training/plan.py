@@ -17,7 +17,7 @@ from ..data.sampling import batches_per_pass, k_shot_indices
 from ..methods import METHODS, Method, build_method
 from ..methods.base import SOURCE, TARGET, TARGET_ALL
 from ..tasks import TASKS, Task
-from .augment import AFFINE, resolve_augment
+from ..methods.augment import AFFINE, resolve_augment
 from .runtime import environment, resolve_device
 
 
