@@ -5,14 +5,12 @@ import torch
 from lepton.config import RunConfig
 from lepton.training import fit
 from lepton.methods.augment import random_affine, resolve_augment
+from toydata import assert_seeded_transform
 
 
 def test_random_affine_is_seeded_keeps_the_shape_and_is_the_identity_without_a_warp():
     x = torch.rand(6, 1, 16, 16)
-    a = random_affine(x, torch.Generator().manual_seed(3))
-    b = random_affine(x, torch.Generator().manual_seed(3))
-    c = random_affine(x, torch.Generator().manual_seed(4))
-    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert_seeded_transform(random_affine, x)
     same = random_affine(x, torch.Generator().manual_seed(3), rotation=0.0, scale=(1.0, 1.0), shift=0.0)
     torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
     # a dot in the middle stays near the middle: the warp is small (10 degrees, 10 % shift, 0.9-1.1)

@@ -7,6 +7,7 @@ import torch
 from lepton import losses
 from lepton.methods.meta import reptile_interpolate, sgd_step
 from lepton.methods.pretraining import augment_images, rotate_images
+from toydata import assert_seeded_transform
 
 
 
@@ -89,9 +90,5 @@ def test_rotate_images_by_hand():
 
 
 def test_augment_images_is_seeded_and_in_range():
-    x = torch.rand(6, 3, 12, 12)
-    a = augment_images(x, torch.Generator().manual_seed(1))
-    b = augment_images(x, torch.Generator().manual_seed(1))
-    c = augment_images(x, torch.Generator().manual_seed(2))
-    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    a = assert_seeded_transform(augment_images, torch.rand(6, 3, 12, 12))
     assert a.min() >= 0 and a.max() <= 1

@@ -66,3 +66,14 @@ def fake_fit(step_s=0.01, steps_per_epoch=3, raise_exc=None, fail_at=None):
         return result
 
     return fit
+
+
+def assert_seeded_transform(fn, x):
+    """``fn(x, generator)`` keeps the shape, gives the same output for the same seed and another for
+    another seed; returns the output for seed 1."""
+    import torch
+    a = fn(x, torch.Generator().manual_seed(1))
+    b = fn(x, torch.Generator().manual_seed(1))
+    c = fn(x, torch.Generator().manual_seed(2))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    return a
