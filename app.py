@@ -31,6 +31,8 @@ with st.sidebar:
     st.markdown("### :material/science: Lepton\n*A lab for learning across domains.*")
     if lesson:
         st.info("Lesson mode: advanced settings are hidden.", icon=":material/school:")
+        st.button("Back to the full app", key="leave_lesson", icon=":material/logout:", on_click=state.leave_lesson,
+                  help="Leave lesson mode: every setting and page control comes back.")
     active = state.jobs().active()
     if active:
         st.caption(f"{len(active)} run(s) training now")

@@ -17,6 +17,8 @@ widgets.intro("Train a model across a domain shift",
 
 if not lesson:
     widgets.lessons()
+else:
+    widgets.lesson_guide()
 
 left, right = st.columns(2, gap="large")
 with left:

@@ -186,11 +186,26 @@ def require_app_frame() -> None:
 
 
 def lesson() -> bool:
-    """Lesson mode: ``?lesson=1`` in the URL hides advanced controls (kept for the session)."""
+    """Lesson mode: ``?lesson=1`` (or ``?lesson=<a lesson's key>``, :mod:`lepton.lessons`) in the URL
+    hides advanced controls (kept for the session)."""
     qp = st.query_params.get("lesson")
     if qp is not None:
         st.session_state[LESSON_KEY] = qp.lower() not in ("0", "false", "no", "off")
+        st.session_state[LESSON_KEY + "_name"] = qp
     return bool(st.session_state.get(LESSON_KEY, False))
+
+
+def current_lesson():
+    """The :class:`lepton.lessons.Lesson` the URL named (``?lesson=mild``), in lesson mode; else ``None``."""
+    from lepton.lessons import find_lesson
+    return find_lesson(st.session_state.get(LESSON_KEY + "_name", "")) if lesson() else None
+
+
+def leave_lesson() -> None:
+    """Back to the full app: lesson mode off (in the URL too, so a reload stays out)."""
+    st.session_state[LESSON_KEY] = False
+    st.session_state.pop(LESSON_KEY + "_name", None)
+    st.query_params["lesson"] = "0"
 
 
 OWNER_KEY = "lepton_owner"        # this browser session's token: the runs it starts are its own

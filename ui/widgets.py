@@ -77,6 +77,18 @@ def _fill(lesson) -> None:
         st.session_state[k] = v
 
 
+def lesson_guide() -> None:
+    """In lesson mode: with a named lesson, what to press, what to watch and a question to ask; and
+    a way back to the full app."""
+    x = state.current_lesson()
+    if x is not None:
+        st.info(f"**Lesson: {x.title}** (`{x.source} → {x.target}`, {x.method}, {x.epochs} epochs)\n\n"
+                f"1. Press **Start training** below.\n2. Watch: {x.watch}\n\n**Question:** {x.question}",
+                icon=":material/school:")
+    st.button("Back to the full app", key="leave_lesson_page", icon=":material/logout:", on_click=state.leave_lesson,
+              help="Leave lesson mode: every setting and page control comes back.")
+
+
 def lessons() -> None:
     """The ready lessons (:mod:`lepton.lessons`): a button each that fills the Train page, and what to watch."""
     from lepton.lessons import LESSONS

@@ -53,6 +53,22 @@ def test_lesson_mode_hides_advanced_controls(fake_jobs):
     assert at.selectbox(key="source").value == "digits"  # the basic choices stay
 
 
+def test_a_lesson_link_guides_the_class_and_leads_back_to_the_full_app(fake_jobs):
+    from lepton.lessons import find_lesson
+    hard = find_lesson("hard")
+    at = open_page("train", hard.query())
+    no_exception(at)
+    assert at.selectbox(key="target").value == hard.target and at.selectbox(key="method").value == hard.method
+    guide = [i.value for i in at.info if i.value.startswith("**Lesson: ")]
+    assert guide and hard.title in guide[0] and "Press **Start training**" in guide[0] and hard.question in guide[0]
+    assert len(at.expander) == 0  # advanced settings hidden
+    at.button(key="leave_lesson_page").click().run()
+    no_exception(at)
+    assert at.query_params["lesson"] == ["0"] or at.query_params["lesson"] == "0"
+    assert not [i for i in at.info if i.value.startswith("**Lesson: ")]
+    assert any("Advanced settings" in e.label for e in at.expander)  # the full app is back
+
+
 def test_same_domain_is_explained(fake_jobs):
     at = open_page("train")
     at.selectbox(key="target").select("digits").run()
