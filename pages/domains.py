@@ -110,14 +110,17 @@ if not lesson:
                "columns, optional `rating`, `timestamp`, `title`, `genres` and `domain`: one domain per value of "
                f"`domain`, named `<name>-<value>`). Up to {user_domains.upload_limit_bytes() / 1e6:.0f} MB; uploads are "
                "read as data only (no pickles, no links or paths outside the folder).")
-    with st.form("upload_form", clear_on_submit=True):
-        up = st.file_uploader("File", type=["zip", "csv", "tsv", "npz", "mat", "jsonl"], key="upload",
+    # the form keeps its values (and its file) after an error, so a corrected name is one click away; a
+    # successful upload starts a fresh form (new widget keys)
+    v = st.session_state.get("upload_form_version", 0)
+    with st.form("upload_form", clear_on_submit=False):
+        up = st.file_uploader("File", type=["zip", "csv", "tsv", "npz", "mat", "jsonl"], key=f"upload_{v}",
                               max_upload_size=max(1, round(user_domains.upload_limit_bytes() / 1e6)))
         c1, c2 = st.columns(2)
-        new_name = c1.text_input("Domain name", key="upload_name", placeholder="e.g. my-photos")
-        label = c2.text_input("Label column (tables, optional)", key="upload_label")
+        new_name = c1.text_input("Domain name", key=f"upload_name_{v}", placeholder="e.g. my-photos")
+        label = c2.text_input("Label column (tables, optional)", key=f"upload_label_{v}")
         replace = st.checkbox("Replace the domain of that name if there is one (runs stored with it then refer to "
-                              "the new data)", key="upload_replace")
+                              "the new data)", key=f"upload_replace_{v}")
         submitted = st.form_submit_button("Add domain", icon=":material/upload:")
     if submitted:
         if up is None:
@@ -132,6 +135,7 @@ if not lesson:
             else:
                 state.clear_domains()
                 parts = user_domains.upload_parts(new_name.strip(), state.home())
+                st.session_state["upload_form_version"] = v + 1
                 st.session_state["upload_ok"] = new_name.strip() + (
                     f"** and, one per value of its domain column, **{'**, **'.join(parts)}" if parts else "")
                 st.rerun()

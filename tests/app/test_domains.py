@@ -59,12 +59,13 @@ def test_shift_statistics_for_two_domains():
 
 def test_upload_a_zip_adds_a_domain_everywhere():
     at = open_page("domains")
-    at.file_uploader(key="upload").upload("mine.zip", image_zip(), "application/zip")
-    at.text_input(key="upload_name").input("my-upload")
+    at.file_uploader(key="upload_0").upload("mine.zip", image_zip(), "application/zip")
+    at.text_input(key="upload_name_0").input("my-upload")
     at.form_submit_button[0].click().run()
     no_exception(at)
     assert "Added **my-upload**" in texts(at)
     assert "my-upload" in at.selectbox(key="inspect").options
+    assert at.text_input(key="upload_name_1").value == ""  # a fresh form after a success
     at2 = open_page("train")  # another page, another session: the domain is in the pickers
     assert "my-upload" in at2.selectbox(key="target").options
 
@@ -74,11 +75,25 @@ def test_refused_upload_is_explained():
     bad = io.BytesIO()
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("../../evil.png", b"x")
-    at.file_uploader(key="upload").upload("evil.zip", bad.getvalue(), "application/zip")
-    at.text_input(key="upload_name").input("evil")
+    at.file_uploader(key="upload_0").upload("evil.zip", bad.getvalue(), "application/zip")
+    at.text_input(key="upload_name_0").input("evil")
     at.form_submit_button[0].click().run()
     no_exception(at)
     assert at.error and "'..'" in at.error[0].value
+
+
+def test_an_upload_error_keeps_the_form_and_the_same_file_goes_again():
+    at = open_page("domains")
+    at.file_uploader(key="upload_0").upload("mine.zip", image_zip(), "application/zip")
+    at.text_input(key="upload_name_0").input("has space")  # a bad name
+    at.form_submit_button[0].click().run()
+    no_exception(at)
+    assert at.error and "Choose a file first" not in at.error[0].value
+    assert at.text_input(key="upload_name_0").value == "has space"  # kept, to correct
+    at.text_input(key="upload_name_0").input("my-second")
+    at.form_submit_button[0].click().run()  # the same file, not chosen again
+    no_exception(at)
+    assert "Added **my-second**" in texts(at)
 
 
 def test_lesson_mode_hides_uploads():
