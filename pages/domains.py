@@ -139,5 +139,37 @@ if not lesson:
                 st.session_state["upload_ok"] = new_name.strip() + (
                     f"** and, one per value of its domain column, **{'**, **'.join(parts)}" if parts else "")
                 st.rerun()
+    uploads = user_domains.list_user_domains(state.home())
+    if uploads:
+        st.markdown("**Your uploaded domains**")
+        st.dataframe(pd.DataFrame([{"domain": n, "kind": e.get("kind", ""), "file": e.get("filename", ""),
+                                    "added": e.get("added", ""), "MB": round(e.get("bytes", 0) / 1e6, 2)}
+                                   for n, e in sorted(uploads.items())]), hide_index=True, key="uploads_table")
+        u1, u2, u3 = st.columns([2, 2, 2])
+        pick = u1.selectbox("Uploaded domain", sorted(uploads), key="upload_pick")
+        new = u2.text_input("New name", key="upload_rename_to", placeholder="e.g. my-photos-v2")
+        if u2.button("Rename", key="upload_rename", icon=":material/edit:", disabled=not new.strip()):
+            try:
+                user_domains.rename_user_domain(pick, new.strip(), state.home())
+            except DataError as e:
+                st.error(str(e), icon=":material/block:")
+            else:
+                state.clear_domains()
+                st.session_state["upload_ok_msg"] = f"Renamed **{pick}** to **{new.strip()}**; runs stored with " \
+                                                    f"{pick} keep their record and say its data is gone."
+                st.rerun()
+        sure = u3.checkbox(f"Yes, delete {pick} and its files", key="upload_delete_sure")
+        if u3.button("Delete", key="upload_delete", icon=":material/delete:", disabled=not sure):
+            try:
+                user_domains.remove_user_domain(pick, state.home())
+            except DataError as e:
+                st.error(str(e), icon=":material/block:")
+            else:
+                state.clear_domains()
+                st.session_state["upload_ok_msg"] = f"Deleted **{pick}**; runs stored with it keep their record " \
+                                                    "and say its data is gone."
+                st.rerun()
+    if "upload_ok_msg" in st.session_state:
+        st.success(st.session_state.pop("upload_ok_msg"))
     if "upload_ok" in st.session_state:
         st.success(f"Added **{st.session_state.pop('upload_ok')}**: it is now in every domain picker.")

@@ -23,6 +23,14 @@ info = explore.run_info(run_id)
 cfg, summary = info["config"], info["summary"]
 for msg in summary.get("diagnosis", []):
     st.warning(msg[0].upper() + msg[1:], icon=":material/warning:")
+_known = set(state.domain_names())
+_src = cfg.get("source")
+_gone = [d for d in ([_src] if isinstance(_src, str) else list(_src or [])) + [cfg.get("target")]
+         + list(cfg.get("eval_domains") or []) if d and d not in _known and ":" not in d]
+if _gone:
+    st.warning(f"The data of {', '.join(_gone)} is gone (deleted or renamed since this run trained): its stored record, "
+               "numbers and feature snapshots remain, but its images or texts cannot be shown and it cannot be "
+               "trained on again.", icon=":material/folder_off:")
 
 if cfg.get("task") == "ranking":  # a recommendation run: HR@10 / NDCG@10 per user group, embeddings, top-10s
     recommend.show(run_id, info)

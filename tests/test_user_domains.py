@@ -182,3 +182,21 @@ def test_an_upload_never_silently_replaces_a_domain_and_messages_name_the_file(t
     assert "other.csv" in DOMAINS.get("tab").description
     with pytest.raises(DataError, match="^empty.csv is empty"):
         ud.add_user_domain("e", "empty.csv", b"", home=home)
+
+
+def test_rename_moves_an_upload_and_refuses_a_taken_name(tmp_path):
+    from lepton.data import load_domain
+    from lepton.data.user_domains import UploadError, add_user_domain, list_user_domains, rename_user_domain
+    csv = "label,a,b\n" + "\n".join(f"{i % 2},{i + 1},{i * 2 + 1}" for i in range(40))
+    add_user_domain("tab-a", "t.csv", csv.encode(), home=tmp_path)
+    add_user_domain("tab-c", "t.csv", csv.encode(), home=tmp_path)
+    with pytest.raises(UploadError, match="already exists"):
+        rename_user_domain("tab-a", "tab-c", home=tmp_path)
+    with pytest.raises(UploadError, match="is not an uploaded domain"):
+        rename_user_domain("nope", "tab-b", home=tmp_path)
+    rename_user_domain("tab-a", "tab-b", home=tmp_path)
+    assert set(list_user_domains(tmp_path)) == {"tab-b", "tab-c"}
+    assert not (tmp_path / "domains" / "tab-a").exists() and (tmp_path / "domains" / "tab-b").is_dir()
+    assert len(load_domain("tab-b").y_train) + len(load_domain("tab-b").y_test) == 40
+    with pytest.raises(Exception, match="tab-a"):
+        load_domain("tab-a")

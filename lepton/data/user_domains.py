@@ -394,6 +394,43 @@ def remove_user_domain(name: str, home: Optional[os.PathLike] = None) -> None:
         _unregister(n)
 
 
+def rename_user_domain(old: str, new: str, home: Optional[os.PathLike] = None) -> DomainSpec:
+    """Give an uploaded domain another name: its folder moves to ``<home>/domains/<new>/`` and the
+    old name is forgotten. Stored runs keep their record under the old name (and then say its data is
+    gone).
+
+    Raises
+    ------
+    UploadError
+        ``old`` is not an uploaded domain, ``new`` is not a valid name or is taken (a built-in or
+        another upload), or the upload holds interactions split by a domain column (its part
+        domains are named after it: delete it and upload it again under the new name).
+    """
+    from .custom import register_custom
+
+    reg = _read_registry(home)
+    if old not in reg:
+        raise UploadError(f"{old!r} is not an uploaded domain")
+    new = check_name(new)
+    if new == old:
+        return DOMAINS.get(old)
+    if new in reg or new in DOMAINS:
+        raise UploadError(f"a domain named {new!r} already exists; pick another name")
+    entry = dict(reg[old])
+    if entry.get("parts"):
+        raise UploadError(f"{old!r} holds interactions split by its domain column into {', '.join(entry['parts'])}; "
+                          "those names follow the upload's, so delete it and upload it again under the new name")
+    base = domains_dir(home)
+    os.replace(base / old, base / new)
+    rel = PurePosixPath(entry["path"]).relative_to(old)
+    entry["path"] = (PurePosixPath(new) / rel).as_posix()
+    del reg[old]
+    reg[new] = entry
+    _write_registry(reg, home)
+    _unregister(old)
+    return register_custom(new, base / new / rel, entry.get("label"), validate=False)
+
+
 def _unregister(name: str) -> None:
     if name in DOMAINS._items and name in _custom_names():
         del DOMAINS._items[name]

@@ -70,6 +70,30 @@ def test_upload_a_zip_adds_a_domain_everywhere():
     assert "my-upload" in at2.selectbox(key="target").options
 
 
+def test_an_upload_is_renamed_and_deleted_from_the_page():
+    at = open_page("domains")
+    at.file_uploader(key="upload_0").upload("mine.zip", image_zip(), "application/zip")
+    at.text_input(key="upload_name_0").input("mine-a")
+    at.form_submit_button[0].click().run()
+    no_exception(at)
+    (table,) = [d for d in at.dataframe if "file" in d.value.columns]  # the uploads table
+    assert list(table.value["domain"]) == ["mine-a"]
+    at.text_input(key="upload_rename_to").input("digits").run()  # taken by a built-in
+    at.button(key="upload_rename").click().run()
+    assert at.error and "already a built-in domain" in at.error[0].value
+    at.text_input(key="upload_rename_to").input("mine-b").run()
+    at.button(key="upload_rename").click().run()
+    no_exception(at)
+    assert "Renamed **mine-a** to **mine-b**" in texts(at)
+    assert "mine-b" in at.selectbox(key="inspect").options and "mine-a" not in at.selectbox(key="inspect").options
+    assert at.button(key="upload_delete").disabled  # not without the tick
+    at.checkbox(key="upload_delete_sure").check().run()
+    at.button(key="upload_delete").click().run()
+    no_exception(at)
+    assert "Deleted **mine-b**" in texts(at) and "mine-b" not in at.selectbox(key="inspect").options
+    assert not [d for d in at.dataframe if "file" in d.value.columns]  # no uploads left
+
+
 def test_refused_upload_is_explained():
     at = open_page("domains")
     bad = io.BytesIO()

@@ -20,6 +20,17 @@ def test_explore_shows_accuracy_and_map(kb_home, fast_maps):
     del charts
 
 
+def test_a_run_whose_domain_data_is_gone_says_so(kb_home, fast_maps, monkeypatch):
+    import ui.state
+    at = open_page("explore")
+    assert "is gone" not in texts(at)
+    names = [n for n in ui.state.domain_names() if n != "digits-rotated"]
+    monkeypatch.setattr(ui.state, "domain_names", lambda: names)  # as if an upload of that name was deleted
+    at.run()
+    no_exception(at)
+    assert "The data of digits-rotated is gone" in texts(at)
+
+
 def test_colouring_epochs_and_projection_switch(kb_home, fast_maps):
     at = open_page("explore")
     for colour in ("class", "correct", "domain"):
