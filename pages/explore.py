@@ -2,6 +2,7 @@
 import pandas as pd
 import streamlit as st
 
+from lepton.data import user_domains
 from ui import charts, explore, recommend, state, widgets
 
 state.require_app_frame()
@@ -27,6 +28,12 @@ _known = set(state.domain_names())
 _src = cfg.get("source")
 _gone = [d for d in ([_src] if isinstance(_src, str) else list(_src or [])) + [cfg.get("target")]
          + list(cfg.get("eval_domains") or []) if d and d not in _known and ":" not in d]
+_changed = {n: how for n, how in user_domains.stale_domains(summary.get("harmonisation", {}).get("data_versions"),
+                                                              state.home()).items() if how == "replaced"}
+if _changed:
+    st.warning(f"The data of {', '.join(_changed)} was replaced since this run trained: the run's numbers and maps "
+               "are of the data it used, but inputs shown from that domain now come from the new upload.",
+               icon=":material/published_with_changes:")
 if _gone:
     st.warning(f"The data of {', '.join(_gone)} is gone (deleted or renamed since this run trained): its stored record, "
                "numbers and feature snapshots remain, but its images or texts cannot be shown and it cannot be "

@@ -200,3 +200,24 @@ def test_rename_moves_an_upload_and_refuses_a_taken_name(tmp_path):
     assert len(load_domain("tab-b").y_train) + len(load_domain("tab-b").y_test) == 40
     with pytest.raises(Exception, match="tab-a"):
         load_domain("tab-a")
+
+
+def test_a_run_records_the_uploads_it_used_and_a_replacement_is_not_silent(tmp_path, monkeypatch):
+    from lepton.config import RunConfig
+    from lepton.data.user_domains import add_user_domain, data_version, stale_domains
+    from lepton.training import fit
+    monkeypatch.setenv("LEPTON_HOME", str(tmp_path))
+    rows = lambda k: "label,a,b\n" + "\n".join(f"{i % 2},{i % 7 + k},{(i * 3) % 5 + 1}" for i in range(60))  # noqa: E731
+    add_user_domain("up-src", "s.csv", rows(1).encode(), home=tmp_path)
+    add_user_domain("up-tgt", "t.csv", rows(2).encode(), home=tmp_path)
+    res = fit(RunConfig("up-src", "up-tgt", steps=5))
+    versions = res.harmonisation["data_versions"]
+    assert set(versions) == {"up-src", "up-tgt"} and versions["up-tgt"] == data_version("up-tgt", tmp_path)
+    assert stale_domains(versions, tmp_path) == {}
+    with pytest.raises(UploadError, match="already exists"):  # a taken name is refused ...
+        add_user_domain("up-tgt", "t.csv", rows(3).encode(), home=tmp_path)
+    add_user_domain("up-tgt", "t.csv", rows(3).encode(), home=tmp_path, replace=True)  # ... unless replaced on purpose
+    assert stale_domains(versions, tmp_path) == {"up-tgt": "replaced"}  # and the stored run says so
+    ud.remove_user_domain("up-src", home=tmp_path)
+    assert stale_domains(versions, tmp_path) == {"up-tgt": "replaced", "up-src": "gone"}
+    assert "data_versions" not in fit(RunConfig("digits", "digits-rotated", steps=2)).harmonisation  # built-ins

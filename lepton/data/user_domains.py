@@ -23,6 +23,7 @@ Layout on disk::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -365,7 +366,8 @@ def add_user_domain(name: str, filename: str, data: Union[bytes, BinaryIO], labe
     reg[name] = {"path": (Path(name) / rel_inside).as_posix(), "label": label, "parts": parts,
                  "kind": f"{spec.modality or 'image'} folder" if suffix == ".zip" else
                  "interactions file" if spec.modality == "interactions" else "feature table",
-                 "filename": Path(filename).name, "added": time.strftime("%Y-%m-%d %H:%M:%S"), "bytes": len(raw)}
+                 "filename": Path(filename).name, "added": time.strftime("%Y-%m-%d %H:%M:%S"), "bytes": len(raw),
+                 "sha256": hashlib.sha256(raw).hexdigest()}
     _write_registry(reg, home)
     return spec
 
@@ -429,6 +431,35 @@ def rename_user_domain(old: str, new: str, home: Optional[os.PathLike] = None) -
     _write_registry(reg, home)
     _unregister(old)
     return register_custom(new, base / new / rel, entry.get("label"), validate=False)
+
+
+def data_version(name: str, home: Optional[os.PathLike] = None) -> Optional[str]:
+    """The content hash (first 16 hex digits of the upload's SHA-256) of an uploaded domain, or of
+    the upload a part domain of interactions came from; ``None`` for a built-in or benchmark domain
+    (their files do not change) or an upload stored before hashes were kept."""
+    for n, entry in _read_registry(home, quiet=True).items():
+        if name == n or name in (entry.get("parts") or {}):
+            return (entry.get("sha256") or "")[:16] or None
+    return None
+
+
+def stale_domains(versions: Dict[str, str], home: Optional[os.PathLike] = None) -> Dict[str, str]:
+    """Which uploaded domains a stored run used have changed since: ``{name: "replaced" | "gone"}``.
+
+    Parameters
+    ----------
+    versions : dict of str to str
+        The run's ``harmonisation["data_versions"]`` (:func:`data_version` of each uploaded domain
+        when it trained).
+    """
+    out = {}
+    for name, v in (versions or {}).items():
+        now = data_version(name, home)
+        if now is None:
+            out[name] = "gone"
+        elif now != v:
+            out[name] = "replaced"
+    return out
 
 
 def _unregister(name: str) -> None:

@@ -159,6 +159,10 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     epochs = resolve_epochs(config, steps_per_epoch)
     total = steps_per_epoch * epochs if config.steps is None else config.steps
     _budget_note(notes, cls, total, steps_per_epoch, epochs, n_main, config)
+    from ..data.user_domains import data_version
+    versions = {n: v for n in names if (v := data_version(n))}  # uploads: which content this run used
+    if versions:
+        record = {**record, "data_versions": versions}
     augment = resolve_augment(config.augment, srcs[0].modality, tuple(srcs[0].input_shape))
     record = {**record, "augment": {"method": augment, **(AFFINE if augment == "affine" else {}),
                                     "batches": "labelled (source, and labelled target)" if augment == "affine" else "none"}}

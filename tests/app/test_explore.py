@@ -31,6 +31,14 @@ def test_a_run_whose_domain_data_is_gone_says_so(kb_home, fast_maps, monkeypatch
     assert "The data of digits-rotated is gone" in texts(at)
 
 
+def test_a_run_whose_uploaded_data_was_replaced_says_so(kb_home, fast_maps, monkeypatch):
+    from lepton.data import user_domains
+    monkeypatch.setattr(user_domains, "stale_domains", lambda versions, home=None: {"digits-rotated": "replaced"})
+    at = open_page("explore")
+    no_exception(at)
+    assert "The data of digits-rotated was replaced since this run trained" in texts(at)
+
+
 def test_colouring_epochs_and_projection_switch(kb_home, fast_maps):
     at = open_page("explore")
     for colour in ("class", "correct", "domain"):
