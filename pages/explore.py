@@ -84,15 +84,27 @@ with tab_map:
         st.stop()
     if pending:
         explore.wait_for_map(run_id, epoch, method, aligned)
+    # a selection keeps across epochs, projections and colourings: the same examples, highlighted on the new map
+    view_id = [run_id, int(epoch), method, bool(aligned), color_by, isolate]
+    kept = explore.kept_selection(run_id, view_id)
+    if kept:
+        fig = charts.highlight_rows(fig, kept)
     event = st.plotly_chart(fig, key="map", on_select="rerun", selection_mode=("box", "lasso"))
     st.caption(f"{len(df):,} test points{'' if isolate == 'all' else ' (' + isolate + ')'}. Drag a box or lasso around dots to see those images."
                + "".join(f" {n[0].upper() + n[1:]}." for n in df.attrs.get("notes", [])))
-    rows = charts.selected_rows(event)
+    rows = explore.remember_selection(run_id, view_id, charts.selected_rows(event)) or kept
     if rows:
         sel = df[df["row"].isin(rows)]
-        st.markdown(f"**{len(sel)} selected**")
+        head, clear = st.columns([4, 1])
+        head.markdown(f"**{len(sel)} selected**" + ("" if charts.selected_rows(event) else
+                                                    " (kept from the map where you made it)"))
+        if clear.button("Clear selection", key="clear_selection", icon=":material/deselect:"):
+            explore.forget_selection()
+            st.rerun()
         counts = pd.crosstab(sel["domain"], sel["label"].astype(str))
         st.dataframe(counts, key="sel_counts")
+        st.dataframe(sel[["domain", "label", "pred", "correct"]].rename(columns={"pred": "prediction"}),
+                     hide_index=True, key="sel_rows", height=min(400, 38 + 35 * len(sel)))
         for dom_name, part in sel.groupby("domain", sort=False):
             texts = explore.selection_texts(run_id, part)
             if texts is not None:
@@ -103,6 +115,12 @@ with tab_map:
             if explore.play_selection(run_id, part):
                 st.caption(f"{dom_name}: the first {min(3, len(part))} of {len(part)} selected clips, as the model "
                            "heard them")
-            img = explore.selection_images(run_id, part)
+            pages = max(1, -(-len(part) // explore.PAGE))
+            page = st.number_input(f"{dom_name}: page of {explore.PAGE} images", 1, pages, 1,
+                                   key=f"sel_page_{dom_name}") if pages > 1 else 1
+            shown = part.iloc[(page - 1) * explore.PAGE: page * explore.PAGE]
+            img = explore.selection_images(run_id, shown)
             if img is not None:
-                st.image(img, caption=f"{dom_name}: {min(len(part), 60)} of {len(part)} selected images")
+                st.image(img, caption=f"{dom_name}: images {(page - 1) * explore.PAGE + 1}–"
+                         f"{(page - 1) * explore.PAGE + len(shown)} of {len(part)} selected, in the table's order "
+                         "(row by row, 12 a row)")

@@ -165,6 +165,16 @@ def feature_map(df: pd.DataFrame, color_by: str, title: str = "", height: int = 
     return fig
 
 
+def highlight_rows(fig: go.Figure, rows: Sequence[int]) -> go.Figure:
+    """A copy of a :func:`feature_map` figure with the points of snapshot ``rows`` selected (the others
+    dimmed), as plotly draws a selection."""
+    keep = set(int(r) for r in rows)
+    out = go.Figure(fig)
+    for tr in out.data:
+        tr.selectedpoints = [i for i, cd in enumerate(tr.customdata) if int(cd[0]) in keep]
+    return out
+
+
 def _natural(s: str):
     return (0, int(s)) if s.lstrip("-").isdigit() else (1, s)
 

@@ -316,11 +316,39 @@ def play_selection(run_id: str, part: pd.DataFrame, n: int = 3) -> bool:
     return True
 
 
+PAGE = 60  # selected images shown at a time, per domain
+SELECTION_KEY = "map_selection"  # {"run", "rows", "view"}: the last lasso/box selection and the map it was made on
+
+
+def remember_selection(run_id: str, view: list, rows: List[int]) -> List[int]:
+    """Keep a selection made on the map ``view`` (``rows``, the snapshot row ids); an empty event on
+    the very map it was made on means the user cleared it. Returns ``rows``."""
+    saved = st.session_state.get(SELECTION_KEY)
+    if rows:
+        st.session_state[SELECTION_KEY] = {"run": run_id, "rows": list(rows), "view": list(view)}
+    elif saved and saved["view"] == list(view):
+        st.session_state.pop(SELECTION_KEY, None)
+    return rows
+
+
+def kept_selection(run_id: str, view: list) -> List[int]:
+    """The rows selected on another view of the same run (another epoch, projection, colouring), to
+    show and highlight on this one; ``[]`` when none (or it was made on this very view)."""
+    saved = st.session_state.get(SELECTION_KEY)
+    if not saved or saved["run"] != run_id or saved["view"] == list(view):
+        return []
+    return list(saved["rows"])
+
+
+def forget_selection() -> None:
+    st.session_state.pop(SELECTION_KEY, None)
+
+
 def selection_images(run_id: str, part: pd.DataFrame) -> Optional[np.ndarray]:
-    """A mosaic of the selected test images of one domain of a run: the inputs behind the snapshot
-    rows, exactly as the run saw them (:meth:`lepton.kb.KnowledgeBase.snapshot_inputs`)."""
+    """A mosaic of (up to :data:`PAGE` of) the selected test images of one domain of a run: the inputs
+    behind the snapshot rows, exactly as the run saw them (:meth:`lepton.kb.KnowledgeBase.snapshot_inputs`)."""
     try:
-        x = state.kb().snapshot_inputs(run_id, int(part["domain_id"].iloc[0]), [int(i) for i in part["index"][:60]])
+        x = state.kb().snapshot_inputs(run_id, int(part["domain_id"].iloc[0]), [int(i) for i in part["index"][:PAGE]])
     except Exception:  # noqa: BLE001 - the domain may be gone (an upload removed); skip the pictures
         return None
     return images.mosaic(x, cols=12, tile=36) if len(x) and x.ndim == 4 else None

@@ -80,6 +80,25 @@ def test_a_map_selection_shows_images_and_counts(kb_home, fast_maps):
     assert counts.to_numpy().sum() == 4
 
 
+def test_a_selection_keeps_across_epochs_lists_each_example_and_clears(kb_home, fast_maps):
+    at = open_page("explore")
+    points = [{"customdata": [i]} for i in (0, 1, 2, 3, 4)]
+    at.session_state["map"] = {"selection": {"points": points, "point_indices": [0, 1, 2, 3, 4], "box": [], "lasso": []}}
+    at.run()
+    assert "5 selected" in texts(at)
+    at.session_state["map"] = {"selection": {"points": [], "point_indices": [], "box": [], "lasso": []}}
+    at.select_slider(key="map_epoch").set_value(0).run()  # another epoch: a new map, no selection event on it
+    no_exception(at)
+    assert "5 selected** (kept from the map where you made it)" in texts(at)
+    rows = [d.value for d in at.dataframe if "prediction" in d.value.columns]
+    assert rows and len(rows[0]) == 5 and {"domain", "label", "prediction", "correct"} <= set(rows[0].columns)
+    fig = at.get("plotly_chart")[-1].proto.spec
+    assert '"selectedpoints"' in fig  # highlighted on the new map
+    at.button(key="clear_selection").click().run()
+    no_exception(at)
+    assert "selected" not in texts(at).replace("Drag a box", "")
+
+
 def test_lesson_mode_keeps_umap_only(kb_home, fast_maps):
     at = open_page("explore", {"lesson": "1"})
     no_exception(at)
