@@ -43,7 +43,9 @@ if cfg.get("task") == "ranking":  # a recommendation run: HR@10 / NDCG@10 per us
     recommend.show(run_id, info)
     st.stop()
 
-tab_acc, tab_map = st.tabs([":material/bar_chart: Accuracy", ":material/scatter_plot: Feature map"])
+MAP_TAB = ":material/scatter_plot: Feature map"
+# the map is computed only while its tab is open (a UMAP fit takes seconds to minutes)
+tab_acc, tab_map = st.tabs([":material/bar_chart: Accuracy", MAP_TAB], key="explore_tab", on_change="rerun")
 with tab_acc:
     figs = explore.accuracy_figures(run_id, explore.baseline_id(cfg, runs))
     st.plotly_chart(figs["bars"], key="acc_bars")
@@ -62,6 +64,8 @@ with tab_acc:
         right.plotly_chart(figs["confusion"], key="confusion")
 
 with tab_map:
+    if not tab_map.open:
+        st.stop()  # nothing below the map: the rest of the page is drawn
     epochs = info.get("feature_epochs") or []
     if not epochs:
         st.info("This run stored no feature snapshots, so there is no map.", icon=":material/info:")

@@ -67,3 +67,12 @@ def wait_for(cond, timeout=60.0, every=0.05):
             return True
         time.sleep(every)
     return False
+
+
+MAP_TAB = ":material/scatter_plot: Feature map"  # pages/explore.py: the map is drawn only while this tab is open
+
+
+def open_map(at):
+    """Open the Explore page's Feature map tab (as a click on it does) and rerun."""
+    at.session_state["explore_tab"] = MAP_TAB
+    return at.run()

@@ -1,15 +1,24 @@
 """AppTest of the Explore page: a stored run's accuracy, per-class results, the map and a selection."""
-from app_helpers import no_exception, open_page, texts
+from app_helpers import open_map, no_exception, open_page, texts
 
 
 def test_explore_without_runs_says_what_to_do():
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     no_exception(at)
     assert "No stored runs yet" in texts(at)
 
 
+def test_the_map_is_computed_only_when_its_tab_is_opened(kb_home, fast_maps):
+    at = open_page("explore")  # the Accuracy tab
+    no_exception(at)
+    assert not [c for c in at.get("plotly_chart") if "of the features" in str(c.proto)]
+    assert not [s for s in at.select_slider if s.key == "map_epoch"]
+    open_map(at)
+    assert [c for c in at.get("plotly_chart") if "of the features" in str(c.proto)]
+
+
 def test_explore_shows_accuracy_and_map(kb_home, fast_maps):
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     no_exception(at)
     runs = at.selectbox(key="explore_run_pick")
     assert len(runs.options) == 2 and runs.options[0].startswith("dann")  # newest first
@@ -22,7 +31,7 @@ def test_explore_shows_accuracy_and_map(kb_home, fast_maps):
 
 def test_a_run_whose_domain_data_is_gone_says_so(kb_home, fast_maps, monkeypatch):
     import ui.state
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     assert "is gone" not in texts(at)
     names = [n for n in ui.state.domain_names() if n != "digits-rotated"]
     monkeypatch.setattr(ui.state, "domain_names", lambda: names)  # as if an upload of that name was deleted
@@ -34,13 +43,13 @@ def test_a_run_whose_domain_data_is_gone_says_so(kb_home, fast_maps, monkeypatch
 def test_a_run_whose_uploaded_data_was_replaced_says_so(kb_home, fast_maps, monkeypatch):
     from lepton.data import user_domains
     monkeypatch.setattr(user_domains, "stale_domains", lambda versions, home=None: {"digits-rotated": "replaced"})
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     no_exception(at)
     assert "The data of digits-rotated was replaced since this run trained" in texts(at)
 
 
 def test_colouring_epochs_and_projection_switch(kb_home, fast_maps):
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     for colour in ("class", "correct", "domain"):
         at.segmented_control(key="color_by").set_value(colour).run()
         no_exception(at)
@@ -54,7 +63,7 @@ def test_colouring_epochs_and_projection_switch(kb_home, fast_maps):
 
 def test_the_map_isolates_a_domain_the_wrong_predictions_or_a_class(kb_home, fast_maps):
     import re
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     n_all = int(re.search(r"([\d,]+) test points", texts(at)).group(1).replace(",", ""))
     counts = {}
     for show in ("target", "source", "wrong predictions", "class 3"):
@@ -69,7 +78,7 @@ def test_the_map_isolates_a_domain_the_wrong_predictions_or_a_class(kb_home, fas
 
 
 def test_a_map_selection_shows_images_and_counts(kb_home, fast_maps):
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     points = [{"customdata": {"0": i}} for i in (0, 1, 2)] + [{"customdata": [70]}]
     at.session_state["map"] = {"selection": {"points": points, "point_indices": [0, 1, 2, 3], "box": [], "lasso": []}}
     at.run()
@@ -81,7 +90,7 @@ def test_a_map_selection_shows_images_and_counts(kb_home, fast_maps):
 
 
 def test_a_selection_keeps_across_epochs_lists_each_example_and_clears(kb_home, fast_maps):
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     points = [{"customdata": [i]} for i in (0, 1, 2, 3, 4)]
     at.session_state["map"] = {"selection": {"points": points, "point_indices": [0, 1, 2, 3, 4], "box": [], "lasso": []}}
     at.run()
@@ -100,7 +109,7 @@ def test_a_selection_keeps_across_epochs_lists_each_example_and_clears(kb_home, 
 
 
 def test_lesson_mode_keeps_umap_only(kb_home, fast_maps):
-    at = open_page("explore", {"lesson": "1"})
+    at = open_map(open_page("explore", {"lesson": "1"}))
     no_exception(at)
     assert not [s for s in at.segmented_control if s.key == "projection"]
 
@@ -118,7 +127,7 @@ def test_a_text_run_shows_snippets_on_the_map_and_lists_the_selected_texts(data_
     raw = load_domain("kitchen").x_test
     assert kb.snapshot_texts(res.run_id, tgt, [0, 5]) == [raw[0], raw[5]]
     assert kb.snapshot_texts(res.run_id, tgt, [0]) is not None
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     no_exception(at)
     assert "hovertemplate" in str(at.get("plotly_chart")[-1].proto) and "text=" in str(at.get("plotly_chart")[-1].proto)
     points = [{"customdata": [i]} for i in (0, 1, 2)]
@@ -140,7 +149,7 @@ def test_an_audio_run_colours_the_map_by_speaker_and_plays_a_selection(data_dir,
     if not (data_dir / "fsdd" / "recordings").is_dir():
         pytest.skip("the Free Spoken Digit Dataset is missing from the data folder")
     train(RunConfig(("fsdd-jackson", "fsdd-lucas"), "fsdd-george", steps=2, eval_cap=100), kb=KnowledgeBase())
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     no_exception(at)
     colour = at.segmented_control(key="color_by")
     assert {"speaker", "accent"} <= set(colour.options)
@@ -164,7 +173,7 @@ def test_a_recommendation_run_shows_results_map_and_a_users_top10_beside_the_bas
     hp = {"cold_start_k": 1}
     base = train(RunConfig("movielens-comedy", "movielens-drama", "bpr-mf", epochs=1, hparams=hp))
     r = train(RunConfig("movielens-comedy", "movielens-drama", "cmf", epochs=1, hparams=hp))
-    at = open_page("explore")
+    at = open_map(open_page("explore"))
     no_exception(at)
     frames = lambda: [d.value for d in at.dataframe]  # noqa: E731 - AppTest keeps no dataframe keys
     table = frames()[0]
