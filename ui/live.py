@@ -95,7 +95,7 @@ def _draw(s: dict, watch: bool = False) -> None:
     if chosen is not None and not is_ranking(c):  # the run's result: its label-free checkpoint, as everywhere
         sel, lst, ora = chosen
         m[0].metric(f"source accuracy (epoch {sel.get('epoch')})", _pct(sel.get("source_acc")))
-        m[1].metric(f"target accuracy (label-free, epoch {sel.get('epoch')})",
+        m[1].metric(f"target, label-free (epoch {sel.get('epoch')})",
                     "no labels" if sel.get("target_acc") is None else _pct(sel.get("target_acc")),
                     help="The checkpoint a score without target labels picked: the run's model and result.")
         if sel.get("target_acc") is not None:

@@ -167,11 +167,12 @@ def test_train_watch_and_explore(server, browser):
     page.locator(".st-key-color_by").get_by_role("radio", name="class", exact=True).click()
     wait_idle(page)
     expect(the_map.locator(".legend .traces")).to_have_count(10, timeout=60_000)  # one entry per digit class
+    expect(the_map.get_by_text("◆ target")).to_be_visible()  # marker shapes tell the domains apart
     no_exception(page)
+    shot(page, server, "explore-map", "screenshot-explore.png")
     page.locator(".st-key-color_by").get_by_role("radio", name="domain", exact=True).click()
     wait_idle(page)
     expect(the_map.locator(".legend .traces")).to_have_count(2, timeout=60_000)
-    shot(page, server, "explore-map", "screenshot-explore.png")
 
     # lasso a region of the map: the selected images and counts appear
     box = the_map.locator(".nsewdrag").first.bounding_box()

@@ -99,8 +99,8 @@ def test_start_shows_progress_then_results(fake_jobs):
     assert len(at.get("plotly_chart")) >= 3  # live accuracy, live losses, result bars
     # the headline is the run's result: the label-free checkpoint, with last and oracle-best beside it
     sel = job.result.checkpoints["selected"]
-    (head,) = [m for m in at.metric if m.label.startswith("target accuracy (label-free")]
-    assert head.label == f"target accuracy (label-free, epoch {sel['epoch']})"
+    (head,) = [m for m in at.metric if m.label.startswith("target, label-free")]
+    assert head.label == f"target, label-free (epoch {sel['epoch']})"
     assert head.value == f"{100 * sel['target_acc']:.1f}%"
     assert "oracle-best" in texts(at) and "last epoch" in texts(at)
 
