@@ -108,7 +108,14 @@ def show_gap(gap: Optional[Dict]) -> None:
         if a[key] != a[key]:  # NaN: the class-centroid distance needs labels in both domains
             col.metric(label, "no labels", help=hlp + " Needs labels in both domains; the target has none.")
             continue
-        col.metric(label, format(a[key], fmt), format(a[key] - b[key], "+" + fmt), delta_color="inverse", help=hlp)
+        change = a[key] - b[key]
+        same = format(change, fmt).lstrip("-").strip("0.") == ""  # rounds to zero at the shown precision
+        saturated = key == "proxy_a_distance" and min(a[key], b[key]) >= 1.98
+        col.metric(label, format(a[key], fmt), None if same else format(change, "+" + fmt), delta_color="inverse",
+                   help=hlp + (" Both values are at the ceiling of 2 (a linear classifier separates the domains "
+                               "perfectly before and after): read the MMD instead." if saturated else ""))
+        if same:
+            col.caption("unchanged" + (" (at its ceiling of 2: read the MMD)" if saturated else ""))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -37,3 +37,18 @@ def test_the_map_coloured_by_class_tells_source_from_target_by_marker_shape():
         assert "◆ target" in fig.layout.title.text
     by_domain = charts.feature_map(df, "domain")
     assert all(not isinstance(tr.marker.symbol, (list, tuple)) for tr in by_domain.data)  # colour tells them apart
+
+
+def test_an_unchanged_domain_gap_shows_no_arrow_and_a_saturated_one_says_so():
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        from ui import explore
+        explore.show_gap({"before": {"epoch": 0, "proxy_a_distance": 2.0, "mmd_relative": 0.40, "mean_class_distance": 1.5},
+                          "after": {"epoch": 5, "proxy_a_distance": 2.0, "mmd_relative": 0.10, "mean_class_distance": 1.5}})
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    pad, mmd, cls = at.metric
+    assert not pad.delta and not cls.delta and mmd.delta == "-0.300"  # no arrow for no change
+    assert "ceiling of 2" in pad.help and any("unchanged (at its ceiling of 2" in c.value for c in at.caption)
