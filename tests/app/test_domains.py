@@ -57,12 +57,17 @@ def test_shift_statistics_for_two_domains():
         assert {"proxy A-distance", "MMD (relative)"} <= {m.label for m in at.metric}
 
 
-def test_upload_a_zip_adds_a_domain_everywhere():
-    at = open_page("domains")
-    at.file_uploader(key="upload_0").upload("mine.zip", image_zip(), "application/zip")
-    at.text_input(key="upload_name_0").input("my-upload")
+def upload(at, name: str, data: bytes = None, filename: str = "mine.zip"):
+    """Fill the first upload form (a zip of images by default) and submit it."""
+    at.file_uploader(key="upload_0").upload(filename, image_zip() if data is None else data, "application/zip")
+    at.text_input(key="upload_name_0").input(name)
     at.form_submit_button[0].click().run()
     no_exception(at)
+    return at
+
+
+def test_upload_a_zip_adds_a_domain_everywhere():
+    at = upload(open_page("domains"), "my-upload")
     assert "Added **my-upload**" in texts(at)
     assert "my-upload" in at.selectbox(key="inspect").options
     assert at.text_input(key="upload_name_1").value == ""  # a fresh form after a success
@@ -71,11 +76,7 @@ def test_upload_a_zip_adds_a_domain_everywhere():
 
 
 def test_an_upload_is_renamed_and_deleted_from_the_page():
-    at = open_page("domains")
-    at.file_uploader(key="upload_0").upload("mine.zip", image_zip(), "application/zip")
-    at.text_input(key="upload_name_0").input("mine-a")
-    at.form_submit_button[0].click().run()
-    no_exception(at)
+    at = upload(open_page("domains"), "mine-a")
     (table,) = [d for d in at.dataframe if "file" in d.value.columns]  # the uploads table
     assert list(table.value["domain"]) == ["mine-a"]
     at.text_input(key="upload_rename_to").input("digits").run()  # taken by a built-in
@@ -99,19 +100,12 @@ def test_refused_upload_is_explained():
     bad = io.BytesIO()
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("../../evil.png", b"x")
-    at.file_uploader(key="upload_0").upload("evil.zip", bad.getvalue(), "application/zip")
-    at.text_input(key="upload_name_0").input("evil")
-    at.form_submit_button[0].click().run()
-    no_exception(at)
+    upload(at, "evil", bad.getvalue(), "evil.zip")
     assert at.error and "'..'" in at.error[0].value
 
 
 def test_an_upload_error_keeps_the_form_and_the_same_file_goes_again():
-    at = open_page("domains")
-    at.file_uploader(key="upload_0").upload("mine.zip", image_zip(), "application/zip")
-    at.text_input(key="upload_name_0").input("has space")  # a bad name
-    at.form_submit_button[0].click().run()
-    no_exception(at)
+    at = upload(open_page("domains"), "has space")  # a bad name
     assert at.error and "Choose a file first" not in at.error[0].value
     assert at.text_input(key="upload_name_0").value == "has space"  # kept, to correct
     at.text_input(key="upload_name_0").input("my-second")
