@@ -85,9 +85,11 @@ if picked:
     curves = {label(r).split(" · ")[0] + f" · {explore.short(r)}": kb.history(r) for r in picked}
     st.plotly_chart(charts.overlay_curves(curves), key="overlay")
     configs = pd.DataFrame({explore.short(r): pd.json_normalize(explore.run_info(r)["config"]).iloc[0] for r in picked})
-    differ = configs.astype(str).nunique(axis=1) > 1
+    # a setting one run lacks (another method's hyper-parameter) differs from any value: shown as "—"
+    configs = configs.astype(object).where(configs.notna(), "—").astype(str)
+    differ = configs.nunique(axis=1) > 1
     only = st.toggle("Only settings that differ", value=len(picked) > 1, key="diff_only")
-    st.dataframe((configs[differ] if only and differ.any() else configs).astype(str), key="config_diff")
+    st.dataframe(configs[differ] if only and differ.any() else configs, key="config_diff")
 
     if not lesson:
         c1, c2 = st.columns(2)

@@ -48,6 +48,8 @@ def test_compare_selected_runs(kb_home):
     assert len(at.get("plotly_chart")) == 2  # overlay curves + transfer matrix
     diff = at.dataframe[1].value
     assert "method" in diff.index and "source" not in diff.index  # only what differs
+    assert "hparams.trade_off" in diff.index  # dann's hyper-parameter, which source-only lacks
+    assert "—" in list(diff.loc["hparams.trade_off"])  # shown as absent, not hidden
 
 
 def test_export_and_delete(kb_home):
