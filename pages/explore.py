@@ -17,7 +17,7 @@ explore.require_runs(runs, ", then come back")
 
 ids = list(runs["run_id"])
 want = st.session_state.get(state.EXPLORE_RUN_KEY)
-run_id = st.selectbox("Run", ids, index=ids.index(want) if want in ids else 0, key="explore_run_pick",
+run_id = st.selectbox("Run", ids, index=ids.index(want) if want in ids else 0, key="explore_run_pick", bind="query-params",
                       format_func=explore.run_label(runs))
 st.session_state[state.EXPLORE_RUN_KEY] = run_id
 info = explore.run_info(run_id)
@@ -72,14 +72,15 @@ with tab_map:
         st.stop()
     colours = ["domain", "class", "correct"] + (["speaker", "accent"] if explore.is_speech(run_id) else [])
     c1, c2, c3 = st.columns([2.2 if len(colours) > 3 else 1, 1, 2])  # room for every choice (five for speech)
-    color_by = c1.segmented_control("Colour by", colours, default="domain", key="color_by", required=True)
+    color_by = c1.segmented_control("Colour by", colours, default="domain", key="color_by", required=True,
+                                  bind="query-params")
     method = "umap" if lesson else c2.segmented_control("Projection", ["umap", "pca", "tsne"], default="umap",
-                                                        key="projection", required=True)
+                                                        key="projection", required=True, bind="query-params")
     epoch = c3.select_slider("Epoch (0 = before training)", epochs, value=epochs[-1], key="map_epoch")
     aligned = len(epochs) > 1 and st.toggle("Aligned frames: fit all epochs together so the layout stays steady "
                                             "while you step (slower the first time)", key="aligned", value=False)
     classes = [str(c) for c in (info.get("class_names") or [])]
-    isolate = st.selectbox("Show", list(explore.ISOLATE) + [f"class {c}" for c in classes], key="isolate",
+    isolate = st.selectbox("Show", list(explore.ISOLATE) + [f"class {c}" for c in classes], key="isolate", bind="query-params",
                            help="Isolate one domain, the wrong predictions or one true class; the map keeps its axes.")
     try:
         df, fig, pending = explore.map_view(run_id, epoch, method, aligned, color_by, isolate)

@@ -62,29 +62,29 @@ hparams, batch_size, device, select, init_from = {}, 64, "auto", "im", None
 steps, scaling, protocol, augment = 0, "auto", "inductive", "auto"
 if not lesson:
     with st.expander("Advanced settings: hyper-parameters, budget, scaling, augmentation, protocol, batch size, device, starting weights"):
-        hparams = widgets.hparam_inputs(method, cls)
+        hparams = widgets.hparam_inputs(method, cls, bind=True)
         a, b, c = st.columns(3)
-        batch_size = a.number_input("Batch size", 2, 4096, 64, key="batch_size", help="Examples per domain per step.")
+        batch_size = a.number_input("Batch size", 2, 4096, 64, key="batch_size", bind="query-params", help="Examples per domain per step.")
         device = b.selectbox("Device", core_jobs.available_devices(), key="device",
                              help="auto uses a GPU when there is one.")
         if not ranking:  # a recommendation run has no checkpoint score, scaling, protocol or encoder to choose
-            select = c.selectbox("Label-free checkpoint score", list(SELECTION_SCORES), key="select",
+            select = c.selectbox("Label-free checkpoint score", list(SELECTION_SCORES), key="select", bind="query-params",
                                  help="How the run picks its epoch without target labels. dev: deep embedded "
                                  "validation (You et al. 2019), the source validation loss weighted by how "
                                  "target-like each example's features are.")
         a, b, c = st.columns(3)
-        steps = a.number_input("Steps (0: use the epochs)", 0, STEPS[1], 0, key="steps",
+        steps = a.number_input("Steps (0: use the epochs)", 0, STEPS[1], 0, key="steps", bind="query-params",
                                help="The training budget in optimisation steps, whatever the data's size. A run of a "
                                "few dozen steps is too short for adaptation methods: you will get a warning.")
         if not ranking:
-            scaling = b.selectbox("Input scaling (feature tables)", list(SCALINGS), key="scaling",
+            scaling = b.selectbox("Input scaling (feature tables)", list(SCALINGS), key="scaling", bind="query-params",
                                   help="auto standardises tables with the source and target training rows' mean and "
                                   "spread (no labels); images keep pixels in [0, 1]. domain-standard: each domain by "
                                   "its own rows.")
-            protocol = c.selectbox("Evaluation protocol", list(PROTOCOLS), key="protocol",
+            protocol = c.selectbox("Evaluation protocol", list(PROTOCOLS), key="protocol", bind="query-params",
                                    help="inductive: the target's test split. transductive: every target row (the "
                                    "field's published protocol). Training never sees target labels either way.")
-            augment = a.selectbox("Augmentation (labelled images)", list(AUGMENTS), key="augment",
+            augment = a.selectbox("Augmentation (labelled images)", list(AUGMENTS), key="augment", bind="query-params",
                                   help="affine: each labelled image is rotated (up to 10°), scaled (0.9-1.1) and "
                                   "shifted (up to 10 % of its side) at random, every step. auto: affine for images of "
                                   "16 pixels a side or more (MNIST, USPS, ...), none for the 8x8 built-in digits and other domains. Unlabelled target images are never warped.")
@@ -124,5 +124,6 @@ if job_id is not None:
     live.job_panel(job_id)
     if not jm.get(job_id).active:
         live.results(job_id)
-st.caption(f"Share this experiment: add `?{'&'.join(f'{k}={v}' for k, v in dict(source=source, target=target, method=method, seed=seed, epochs=epochs).items())}&lesson=1` "
-           "to the page address for a class (lesson mode hides the advanced settings).")
+st.caption("Share this experiment: copy the page address. It holds source, target, method, epochs, seed and every "
+           "setting you changed from its default (hyper-parameters included); add `&lesson=1` (or a lesson's key, e.g. "
+           "`&lesson=mild`) for a class, which hides the advanced settings.")

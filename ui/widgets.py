@@ -9,11 +9,15 @@ import streamlit as st
 from . import state
 
 
-def hparam_inputs(method: str, method_cls, prefix: str = "hp", disabled: bool = False) -> Dict[str, object]:
+def hparam_inputs(method: str, method_cls, prefix: str = "hp", disabled: bool = False,
+                  bind: bool = False) -> Dict[str, object]:
     """One widget per declared hyper-parameter (``method_cls.all_hparams()``), with its help text.
 
-    Returns only the values that differ from the defaults, so the stored config stays short.
+    Returns only the values that differ from the defaults, so the stored config stays short. With
+    ``bind`` each value that differs from its default also lives in the URL (``?hp_dann_trade_off=0.5``),
+    so a shared link carries it.
     """
+    b = "query-params" if bind else None
     decl = method_cls.all_hparams()
     values: Dict[str, object] = {}
     cols = st.columns(3)
@@ -22,15 +26,15 @@ def hparam_inputs(method: str, method_cls, prefix: str = "hp", disabled: bool = 
         with cols[i % 3]:
             if hp.kind == "choice":
                 v = st.selectbox(label, hp.choices, index=list(hp.choices).index(hp.default), help=hp.help,
-                                 key=key, disabled=disabled)
+                                 key=key, disabled=disabled, bind=b)
             elif hp.kind == "bool":
-                v = st.toggle(label, value=bool(hp.default), help=hp.help, key=key, disabled=disabled)
+                v = st.toggle(label, value=bool(hp.default), help=hp.help, key=key, disabled=disabled, bind=b)
             elif hp.kind == "int":
                 v = st.number_input(label, _bound(hp.low, int), _bound(hp.high, int), int(hp.default), step=1,
-                                    help=hp.help, key=key, disabled=disabled)
+                                    help=hp.help, key=key, disabled=disabled, bind=b)
             else:
                 v = st.number_input(label, _bound(hp.low, float), _bound(hp.high, float), float(hp.default),
-                                    step=_step(hp), format="%g", help=hp.help, key=key, disabled=disabled)
+                                    step=_step(hp), format="%g", help=hp.help, key=key, disabled=disabled, bind=b)
         if v != hp.default:
             values[name] = v
     return values

@@ -48,6 +48,13 @@ def test_a_run_whose_uploaded_data_was_replaced_says_so(kb_home, fast_maps, monk
     assert "The data of digits-rotated was replaced since this run trained" in texts(at)
 
 
+def test_a_link_opens_the_explore_view_it_names(kb_home, fast_maps):
+    at = open_map(open_page("explore", {"color_by": "class", "isolate": "target", "projection": "pca"}))
+    no_exception(at)
+    assert at.segmented_control(key="color_by").value == "class" and at.selectbox(key="isolate").value == "target"
+    assert "only target" in str(at.get("plotly_chart")[-1].proto) and "PCA of the features" in str(at.get("plotly_chart")[-1].proto)
+
+
 def test_colouring_epochs_and_projection_switch(kb_home, fast_maps):
     at = open_map(open_page("explore"))
     for colour in ("class", "correct", "domain"):

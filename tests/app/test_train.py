@@ -34,6 +34,15 @@ def test_url_query_string_sets_the_experiment(fake_jobs):
     assert at.selectbox(key="method").value == "dan"  # (the browser writes the URL; see test_browser)
 
 
+def test_a_link_carries_hyper_parameters_and_advanced_settings(fake_jobs):
+    at = open_page("train", {"method": "dann", "hp_dann_trade_off": "0.5", "augment": "none", "batch_size": "32"})
+    no_exception(at)
+    assert at.number_input(key="hp_dann_trade_off").value == 0.5 and at.selectbox(key="augment").value == "none"
+    at.button(key="start").click().run()
+    (job,) = fake_jobs["jm"].list()
+    assert job.config.hparams["trade_off"] == 0.5 and job.config.augment == "none" and job.config.batch_size == 32
+
+
 def test_hyper_parameter_widgets_follow_the_method(fake_jobs):
     at = open_page("train")
     keys = {w.key for w in at.number_input} | {w.key for w in at.toggle}
