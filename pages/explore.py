@@ -110,6 +110,7 @@ with tab_map:
         st.dataframe(counts, key="sel_counts")
         st.dataframe(sel[["domain", "label", "pred", "correct"]].rename(columns={"pred": "prediction"}),
                      hide_index=True, key="sel_rows", height=min(400, 38 + 35 * len(sel)))
+        explore.neighbours_view(run_id, int(epoch), sel)
         for dom_name, part in sel.groupby("domain", sort=False):
             texts = explore.selection_texts(run_id, part)
             if texts is not None:

@@ -351,6 +351,35 @@ def forget_selection() -> None:
     st.session_state.pop(SELECTION_KEY, None)
 
 
+@st.cache_data(show_spinner="Finding the nearest neighbours …", max_entries=64)
+def _neighbours(run_id: str, epoch: int, row: int) -> pd.DataFrame:
+    from lepton.evaluation.neighbours import nearest_in_each_domain
+    return nearest_in_each_domain(state.kb(), run_id, row, epoch=epoch, k=6)
+
+
+def neighbours_view(run_id: str, epoch: int, sel: pd.DataFrame) -> None:
+    """Pick one selected example and see its nearest neighbours in the features, from every domain."""
+    options = [int(r) for r in sel["row"][:200]]
+    labels = {int(r.row): f"row {int(r.row)}: {r.domain}, label {r.label}, predicted {r.pred}" for r in sel.itertuples()}
+    pick = st.selectbox("Nearest neighbours in the features of", [None] + options, key="nn_pick",
+                        format_func=lambda r: "pick a selected example …" if r is None else labels.get(r, str(r)),
+                        help="The examples of each domain closest to it in the model's feature space (not on the "
+                             "2-D map): what the model sees as alike across the domains.")
+    if pick is None:
+        return
+    try:
+        nn = _neighbours(run_id, int(epoch), int(pick))
+    except Exception as e:  # noqa: BLE001 - a snapshot gone meanwhile: say so, never a traceback
+        st.error(f"Cannot find the neighbours: {e}", icon=":material/error:")
+        return
+    st.dataframe(nn[["domain", "label", "pred", "distance"]].rename(columns={"pred": "prediction"}), hide_index=True,
+                 key="nn_table", column_config={"distance": st.column_config.NumberColumn(format="%.3f")})
+    for dom_name, part in nn.groupby("domain", sort=False):
+        img = selection_images(run_id, part)
+        if img is not None:
+            st.image(img, caption=f"{dom_name}: the {len(part)} nearest, nearest first")
+
+
 def selection_images(run_id: str, part: pd.DataFrame) -> Optional[np.ndarray]:
     """A mosaic of (up to :data:`PAGE` of) the selected test images of one domain of a run: the inputs
     behind the snapshot rows, exactly as the run saw them (:meth:`lepton.kb.KnowledgeBase.snapshot_inputs`)."""

@@ -115,7 +115,29 @@ def test_a_selection_keeps_across_epochs_lists_each_example_and_clears(kb_home, 
     assert "selected" not in texts(at).replace("Drag a box", "")
 
 
-def test_lesson_mode_keeps_umap_only(kb_home, fast_maps):
+def test_nearest_neighbours_of_a_picked_example_come_from_every_domain(kb_home, fast_maps):
+    import numpy as np
+    from lepton.evaluation.neighbours import nearest_in_each_domain
+    from lepton.kb import KnowledgeBase
+    kb = KnowledgeBase()
+    run = kb.list_runs()["run_id"].iloc[0]
+    nn = nearest_in_each_domain(kb, run, 3, k=4)
+    f = kb.load_features(run)
+    assert set(nn["domain"]) == set(f["domain_names"]) and (nn.groupby("domain").size() == 4).all()
+    assert 3 not in set(nn["row"])  # itself left out
+    for d, part in nn.groupby("domain_id"):  # a hand check: the 4 smallest Euclidean distances in that domain
+        idx = np.flatnonzero((f["domain"] == d) & (np.arange(len(f["features"])) != 3))
+        dist = np.linalg.norm(f["features"][idx] - f["features"][3], axis=1)
+        np.testing.assert_allclose(part["distance"], np.sort(dist)[:4], rtol=1e-4, atol=1e-4)
+    at = open_map(open_page("explore"))
+    points = [{"customdata": [i]} for i in (3, 4)]
+    at.session_state["map"] = {"selection": {"points": points, "point_indices": [0, 1], "box": [], "lasso": []}}
+    at.run()
+    at.selectbox(key="nn_pick").set_value(3).run()
+    no_exception(at)
+    table = [d.value for d in at.dataframe if "distance" in d.value.columns]
+    assert table and len(table[0]) == 12 and set(table[0]["domain"]) == {"digits", "digits-rotated"}  # 6 from each
+
     at = open_map(open_page("explore", {"lesson": "1"}))
     no_exception(at)
     assert not [s for s in at.segmented_control if s.key == "projection"]
