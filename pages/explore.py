@@ -61,7 +61,14 @@ with tab_acc:
             r.get("labelled") is False for r in summary.get("table", [])) else "No per-class accuracy recorded.",
                   icon=":material/info:")
     if figs["confusion"] is not None:
-        right.plotly_chart(figs["confusion"], key="confusion")
+        cell = right.plotly_chart(figs["confusion"], key="confusion", on_select="rerun", selection_mode="points")
+        picked_cell = explore.confusion_cell(cell)
+        if picked_cell is not None:
+            true, pred = picked_cell
+            n = explore.select_cell(run_id, true, pred)
+            right.info(f"Cell true **{true}**, predicted **{pred}**: {n} target examples of the map's sample "
+                       "have that label and, at the last snapshot, that prediction; they are now selected: open the **Feature map** tab to see them highlighted, listed "
+                       "and their images.", icon=":material/scatter_plot:")
 
 with tab_map:
     if not tab_map.open:

@@ -347,6 +347,28 @@ def kept_selection(run_id: str, view: list) -> List[int]:
     return list(saved["rows"])
 
 
+def confusion_cell(event) -> Optional[Tuple[str, str]]:
+    """``(true class, predicted class)`` of a click on the confusion matrix, or ``None``."""
+    try:
+        p = event["selection"]["points"][0]
+        return str(p["y"]), str(p["x"])
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def select_cell(run_id: str, true: str, pred: str) -> int:
+    """Select on the map (as a kept selection) the target examples of the last feature snapshot whose
+    label is ``true`` and prediction ``pred``; returns how many there are."""
+    f = state.kb().load_features(run_id)
+    cls = [str(c) for c in f["class_names"]]
+    tgt = [i for i, r in enumerate(f["domain_roles"]) if r == "target"]
+    if true not in cls or pred not in cls:
+        return 0
+    rows = np.flatnonzero(np.isin(f["domain"], tgt) & (f["labels"] == cls.index(true)) & (f["preds"] == cls.index(pred)))
+    st.session_state[SELECTION_KEY] = {"run": run_id, "rows": [int(r) for r in rows], "view": ["confusion", true, pred]}
+    return len(rows)
+
+
 def forget_selection() -> None:
     st.session_state.pop(SELECTION_KEY, None)
 

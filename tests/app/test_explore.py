@@ -138,6 +138,27 @@ def test_nearest_neighbours_of_a_picked_example_come_from_every_domain(kb_home, 
     table = [d.value for d in at.dataframe if "distance" in d.value.columns]
     assert table and len(table[0]) == 12 and set(table[0]["domain"]) == {"digits", "digits-rotated"}  # 6 from each
 
+
+def test_a_click_on_a_confusion_cell_selects_its_examples_on_the_map(kb_home, fast_maps):
+    import re
+    from collections import Counter
+    from lepton.kb import KnowledgeBase
+    at = open_page("explore")
+    f = KnowledgeBase().load_features(at.selectbox(key="explore_run_pick").value)
+    tgt = f["domain"] == f["domain_roles"].index("target")
+    (true, pred), count = Counter(zip(f["labels"][tgt], f["preds"][tgt])).most_common(1)[0]  # a cell with examples
+    true, pred = f["class_names"][true], f["class_names"][pred]
+    at.session_state["confusion"] = {"selection": {"points": [{"x": pred, "y": true, "z": 5}], "point_indices": [0],
+                                                   "box": [], "lasso": []}}
+    at.run()
+    no_exception(at)
+    found = re.search(rf"Cell true \*\*{true}\*\*, predicted \*\*{pred}\*\*: (\d+) target examples", texts(at))
+    assert found and int(found.group(1)) == count > 0, texts(at)
+    open_map(at)
+    assert f"{count} selected** (kept from the map where you made it)" in texts(at)
+
+
+def test_lesson_mode_keeps_umap_only(kb_home, fast_maps):
     at = open_map(open_page("explore", {"lesson": "1"}))
     no_exception(at)
     assert not [s for s in at.segmented_control if s.key == "projection"]
