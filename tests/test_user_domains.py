@@ -204,7 +204,7 @@ def test_rename_moves_an_upload_and_refuses_a_taken_name(tmp_path):
 
 def test_a_run_records_the_uploads_it_used_and_a_replacement_is_not_silent(tmp_path, monkeypatch):
     from lepton.config import RunConfig
-    from lepton.data.user_domains import add_user_domain, data_version, stale_domains
+    from lepton.data.user_domains import add_user_domain, data_versions, stale_domains
     from lepton.training import fit
     monkeypatch.setenv("LEPTON_HOME", str(tmp_path))
     rows = lambda k: "label,a,b\n" + "\n".join(f"{i % 2},{i % 7 + k},{(i * 3) % 5 + 1}" for i in range(60))  # noqa: E731
@@ -212,7 +212,7 @@ def test_a_run_records_the_uploads_it_used_and_a_replacement_is_not_silent(tmp_p
     add_user_domain("up-tgt", "t.csv", rows(2).encode(), home=tmp_path)
     res = fit(RunConfig("up-src", "up-tgt", steps=5))
     versions = res.harmonisation["data_versions"]
-    assert set(versions) == {"up-src", "up-tgt"} and versions["up-tgt"] == data_version("up-tgt", tmp_path)
+    assert set(versions) == {"up-src", "up-tgt"} and versions["up-tgt"] == data_versions(["up-tgt"], tmp_path)["up-tgt"]
     assert stale_domains(versions, tmp_path) == {}
     with pytest.raises(UploadError, match="already exists"):  # a taken name is refused ...
         add_user_domain("up-tgt", "t.csv", rows(3).encode(), home=tmp_path)

@@ -158,6 +158,12 @@ def _frames(run_id: str, epoch: int, method: str, aligned: bool,
     return (_clean(value) if status == "done" else None), status == "pending"
 
 
+def _frame(df: pd.DataFrame) -> tuple:
+    """Axis ranges ``((x0, x1), (y0, y1))`` holding every point of a map, with a 5 % margin."""
+    pad = lambda s: (float(s.min()) - 0.05 * float(np.ptp(s)), float(s.max()) + 0.05 * float(np.ptp(s)))  # noqa: E731
+    return pad(df["x"]), pad(df["y"])
+
+
 def map_frame(run_id: str, epoch: int, method: str, aligned: bool,
               domains: Optional[tuple] = None) -> Tuple[pd.DataFrame, Optional[tuple], str]:
     """``(points, axis ranges or None, the projection drawn)`` of the map at one epoch. While the map
@@ -169,8 +175,7 @@ def map_frame(run_id: str, epoch: int, method: str, aligned: bool,
         shown = "pca"
     if not aligned:
         return df, None, shown
-    pad = lambda s: (float(s.min()) - 0.05 * float(np.ptp(s)), float(s.max()) + 0.05 * float(np.ptp(s)))  # noqa: E731
-    return df[df["epoch"] == int(epoch)].reset_index(drop=True), (pad(df["x"]), pad(df["y"])), shown
+    return df[df["epoch"] == int(epoch)].reset_index(drop=True), _frame(df), shown
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -208,8 +213,7 @@ def map_view(run_id: str, epoch: int, method: str, aligned: bool, color_by: str,
     df, ranges, shown = map_frame(run_id, epoch, method, aligned)
     df = with_meta(run_id, with_snippets(run_id, df))
     if isolate != "all" and ranges is None and len(df):  # keep the whole map's frame, so points stay put
-        pad = lambda s: (float(s.min()) - 0.05 * float(np.ptp(s)), float(s.max()) + 0.05 * float(np.ptp(s)))  # noqa: E731
-        ranges = (pad(df["x"]), pad(df["y"]))
+        ranges = _frame(df)
     part = isolate_rows(df, isolate)
     return part, _figure(run_id, int(epoch), shown, aligned, color_by, isolate, part, ranges), shown != method
 

@@ -34,7 +34,7 @@ import time
 import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Dict, List, Optional, Union
+from typing import BinaryIO, Dict, List, Optional, Sequence, Union
 
 from ..paths import default_home
 from .catalog import DOMAINS, DomainSpec
@@ -433,14 +433,18 @@ def rename_user_domain(old: str, new: str, home: Optional[os.PathLike] = None) -
     return register_custom(new, base / new / rel, entry.get("label"), validate=False)
 
 
-def data_version(name: str, home: Optional[os.PathLike] = None) -> Optional[str]:
-    """The content hash (first 16 hex digits of the upload's SHA-256) of an uploaded domain, or of
-    the upload a part domain of interactions came from; ``None`` for a built-in or benchmark domain
-    (their files do not change) or an upload stored before hashes were kept."""
+def data_versions(names: Sequence[str], home: Optional[os.PathLike] = None) -> Dict[str, str]:
+    """The content hash (first 16 hex digits of the upload's SHA-256) of each of ``names`` that is an
+    uploaded domain, or a part domain of an upload of interactions, from one read of the registry;
+    built-in and benchmark domains (their files do not change) and uploads stored before hashes were
+    kept are left out."""
+    by_name = {}
     for n, entry in _read_registry(home, quiet=True).items():
-        if name == n or name in (entry.get("parts") or {}):
-            return (entry.get("sha256") or "")[:16] or None
-    return None
+        v = (entry.get("sha256") or "")[:16]
+        for m in (n, *(entry.get("parts") or {})):
+            if v:
+                by_name[m] = v
+    return {n: by_name[n] for n in names if n in by_name}
 
 
 def stale_domains(versions: Dict[str, str], home: Optional[os.PathLike] = None) -> Dict[str, str]:
@@ -449,17 +453,10 @@ def stale_domains(versions: Dict[str, str], home: Optional[os.PathLike] = None) 
     Parameters
     ----------
     versions : dict of str to str
-        The run's ``harmonisation["data_versions"]`` (:func:`data_version` of each uploaded domain
-        when it trained).
+        The run's ``harmonisation["data_versions"]`` (:func:`data_versions` when it trained).
     """
-    out = {}
-    for name, v in (versions or {}).items():
-        now = data_version(name, home)
-        if now is None:
-            out[name] = "gone"
-        elif now != v:
-            out[name] = "replaced"
-    return out
+    now = data_versions(list(versions or {}), home)
+    return {n: "gone" if n not in now else "replaced" for n, v in (versions or {}).items() if now.get(n) != v}
 
 
 def _unregister(name: str) -> None:

@@ -229,6 +229,15 @@ class Method(nn.Module):
         return SOURCE not in cls.needs
 
     @classmethod
+    def fitted_labels(cls, hparams: Dict[str, Any]) -> Optional[str]:
+        """Which labelled data the run's model is fitted to, so run health judges it on that:
+        ``"source"``, ``"target"`` (the target-only oracle) or ``None`` (no labels it should fit,
+        e.g. source-free SHOT)."""
+        if cls.target_labels() == "all" and cls.source_free():
+            return "target"
+        return None if cls.source_free() else "source"
+
+    @classmethod
     def plan_notes(cls, hparams: Dict[str, Any], batch_size: int, sizes: Sequence[int]) -> List[Tuple[str, str]]:
         """``(level, sentence)`` pairs (``warning`` or ``info``) about this run's settings that a person should
         see before training (none by default).

@@ -65,6 +65,11 @@ class Finetune(Method):
         "finetune_lr": HParam(3e-4, 1e-6, 1.0, "learning rate of the fine-tuning phase", log=True),
     }
 
+    @classmethod
+    def fitted_labels(cls, hparams):
+        """``None`` with no source pre-training (``pretrain_fraction`` 0): only k target labels are fitted."""
+        return "source" if hparams.get("pretrain_fraction", 0.5) > 0 else None
+
     def build(self) -> None:
         self._phase2 = None
 

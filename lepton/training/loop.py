@@ -196,8 +196,7 @@ class _Streams:
         self._warp = (torch.Generator().manual_seed(cfg.seed + 3_000_017) if cfg.augment == "affine" else None)
 
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self._warp is None else random_affine(x, self._warp, AFFINE["rotation"], AFFINE["scale"],
-                                                          AFFINE["shift"])
+        return x if self._warp is None else random_affine(x, self._warp, **AFFINE)
 
     def next(self) -> Batch:
         srcs = []
@@ -349,21 +348,19 @@ def _finish(run: RunState, snaps, status: str, error: str) -> RunResult:
     res.per_class, res.confusion = rep["per_class"], rep["confusion"]
     m.load_state_dict(snaps["selected"]["state"])  # the run's model
     run.inference.invalidate()
-    # judged on the labelled data the model fits: the target's for the target-only oracle (its source accuracy
-    # is low by design), the source's otherwise; a source-free method, or fine-tuning with no source
-    # pre-training, fits no source labels (no underfit check)
+    # judged on the labelled data the model fits (Method.fitted_labels): the target's for the target-only
+    # oracle (its source accuracy is low by design), none for a source-free method (no underfit check)
     sel = res.checkpoints["selected"]
-    oracle_only = run.method.target_labels() == "all" and SOURCE not in run.method.needs
-    own_acc, own_y, fitted = ((sel["target_acc"], tgt.y_test, "target") if oracle_only
-                              else (sel["source_acc"], run.source.y_test, "source"))
-    res.flags, res.diagnosis = diagnose(run.history, own_acc, own_y, sel["target_acc"], tgt.y_test, fitted=fitted)
+    fitted = run.method.fitted_labels(cfg.hparams)
+    own_acc, own_y = (sel["target_acc"], tgt.y_test) if fitted == "target" else (sel["source_acc"], run.source.y_test)
+    res.flags, res.diagnosis = diagnose(run.history, own_acc, own_y, sel["target_acc"], tgt.y_test,
+                                        fitted=fitted or "source")
     if not tgt.labelled:
         res.flags.append("no-target-labels")  # accuracy on the target cannot be measured: shown as "no labels"
     if "diverged" not in res.flags:
-        no_fit = (run.method.source_free() and not oracle_only) or cfg.hparams.get("pretrain_fraction") == 0
-        flags, msgs = health_warnings(run.history, float("nan") if no_fit else own_acc,
+        flags, msgs = health_warnings(run.history, own_acc if fitted else float("nan"),
                                       np.asarray(out).argmax(1) if len(out) else np.zeros(0, np.int64), tgt.n_classes,
-                                      float(cfg.hparams.get("trade_off", 1.0)), fitted=fitted)
+                                      float(cfg.hparams.get("trade_off", 1.0)), fitted=fitted or "source")
         res.flags += flags
         res.diagnosis += msgs
     return res

@@ -159,8 +159,8 @@ def plan(config: RunConfig, data_dir=None, kb=None) -> RunState:
     epochs = resolve_epochs(config, steps_per_epoch)
     total = steps_per_epoch * epochs if config.steps is None else config.steps
     _budget_note(notes, cls, total, steps_per_epoch, epochs, n_main, config)
-    from ..data.user_domains import data_version
-    versions = {n: v for n in names if (v := data_version(n))}  # uploads: which content this run used
+    from ..data.user_domains import data_versions
+    versions = data_versions(names)  # uploads: which content this run used (one registry read)
     if versions:
         record = {**record, "data_versions": versions}
     augment = resolve_augment(config.augment, srcs[0].modality, tuple(srcs[0].input_shape))
